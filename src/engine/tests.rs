@@ -1,0 +1,151 @@
+use super::*;
+use crate::algorithm::NANOS_PER_SEC;
+use crate::shared_store::MemoryStore;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const HOUR: u64 = 3600 * NANOS_PER_SEC;
+const T0: u64 = 1_700_000_000 * NANOS_PER_SEC;
+
+fn check(rule: usize, algorithm: Algorithm, limit: u64, key: u64) -> Check {
+    Check {
+        rule,
+        algorithm,
+        quota: Quota { limit, window_ns: HOUR, burst: limit },
+        key: KeyHash(key),
+        cost: 1,
+        shadow: false,
+    }
+}
+
+fn engine(capacity: u32) -> (Engine, MemoryStore) {
+    let e = Engine::new(capacity, &["a", "b"]);
+    let s = MemoryStore::new();
+    e.create_entries(&s).unwrap();
+    (e, s)
+}
+
+#[test]
+fn racing_threads_admit_exactly_the_capacity_for_every_algorithm() {
+    for algorithm in Algorithm::ALL {
+        let (e, s) = engine(1024);
+        let (e, s) = (Arc::new(e), Arc::new(s));
+        let admitted = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (e, s, admitted) = (e.clone(), s.clone(), admitted.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let out = e.admit(&*s, &[check(0, algorithm, 100, 42)], T0);
+                        if out.denied_by.is_none() {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(admitted.load(Ordering::SeqCst), 100, "{algorithm:?}");
+    }
+}
+
+#[test]
+fn a_denied_request_consumes_no_quota_in_any_rule() {
+    let (e, s) = engine(1024);
+    let wide = check(0, Algorithm::FixedWindow, 10, 1);
+    let narrow = check(1, Algorithm::FixedWindow, 1, 2);
+    assert_eq!(e.admit(&s, &[wide, narrow], T0).denied_by, None);
+    for _ in 0..5 {
+        let out = e.admit(&s, &[wide, narrow], T0);
+        assert_eq!(out.denied_by, Some(1));
+        assert!(out.verdicts.iter().all(|v| !v.charged));
+    }
+    assert_eq!(e.peek(&s, &wide, T0).remaining, 9);
+}
+
+#[test]
+fn charges_lost_to_a_race_are_refunded() {
+    // Rule a never denies; rule b admits 50. Whatever interleaving, a is charged exactly
+    // once per admitted request.
+    let (e, s) = engine(1024);
+    let (e, s) = (Arc::new(e), Arc::new(s));
+    let admitted = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (e, s, admitted) = (e.clone(), s.clone(), admitted.clone());
+            std::thread::spawn(move || {
+                for _ in 0..40 {
+                    let checks = [check(0, Algorithm::Gcra, 1000, 7), check(1, Algorithm::TokenBucket, 50, 8)];
+                    if e.admit(&*s, &checks, T0).denied_by.is_none() {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(admitted.load(Ordering::SeqCst), 50);
+    assert_eq!(e.peek(&*s, &check(0, Algorithm::Gcra, 1000, 7), T0).remaining, 950);
+}
+
+#[test]
+fn shadow_checks_never_deny() {
+    let (e, s) = engine(1024);
+    let shadow = Check { shadow: true, ..check(0, Algorithm::FixedWindow, 1, 3) };
+    assert_eq!(e.admit(&s, &[shadow], T0).denied_by, None);
+    let out = e.admit(&s, &[shadow], T0);
+    assert_eq!(out.denied_by, None);
+    assert!(!out.verdicts[0].decision.allowed);
+}
+
+#[test]
+fn memory_is_bounded_and_a_limited_key_stays_limited_through_a_key_flood() {
+    let (e, s) = engine(64);
+    let entries = s.len();
+    let abuser = check(0, Algorithm::TokenBucket, 3, 0xabad);
+    for _ in 0..3 {
+        assert_eq!(e.admit(&s, &[abuser], T0).denied_by, None);
+    }
+    assert_eq!(e.admit(&s, &[abuser], T0).denied_by, Some(0));
+    let mut overflowed = 0;
+    for i in 0..20_000u64 {
+        let k = KeyHash::of(9, &[&i.to_le_bytes()]).0;
+        overflowed += e.admit(&s, &[check(0, Algorithm::TokenBucket, 3, k)], T0 + i).stats.overflows;
+    }
+    assert!(overflowed > 0, "a full table sends new keys to the overflow counter");
+    assert_eq!(s.len(), entries, "no shared-data entry is ever added after configure time");
+    assert_eq!(e.admit(&s, &[abuser], T0 + 20_000).denied_by, Some(0), "still limited");
+}
+
+#[test]
+fn idle_records_are_reused_without_loss() {
+    let (e, s) = engine(64);
+    for i in 0..64u64 {
+        let k = KeyHash::of(1, &[&i.to_le_bytes()]).0;
+        e.admit(&s, &[check(0, Algorithm::FixedWindow, 5, k)], T0);
+    }
+    // One window later every counter is idle: new keys take records, none overflow.
+    let later = T0 + 2 * HOUR;
+    let mut stats = EngineStats::default();
+    for i in 1000..1064u64 {
+        let k = KeyHash::of(1, &[&i.to_le_bytes()]).0;
+        let out = e.admit(&s, &[check(0, Algorithm::FixedWindow, 5, k)], later);
+        assert_eq!(out.denied_by, None);
+        stats.add(&out.stats);
+    }
+    assert_eq!(stats.overflows, 0);
+    assert!(stats.evictions > 0);
+}
+
+#[test]
+fn adjust_refunds_and_settles() {
+    let (e, s) = engine(1024);
+    let c = Check { cost: 40, ..check(0, Algorithm::FixedWindow, 100, 5) };
+    let out = e.admit(&s, &[c], T0);
+    let place = out.verdicts[0].place;
+    let mut stats = EngineStats::default();
+    e.adjust(&s, &c, place, 25, T0, &mut stats);
+    assert_eq!(e.peek(&s, &c, T0).remaining, 35);
+    e.adjust(&s, &c, place, -65, T0, &mut stats);
+    assert_eq!(e.peek(&s, &c, T0).remaining, 100);
+}

@@ -1,0 +1,63 @@
+//! Envoy stats for contract §3 (names in `crate::metrics`).
+
+use crate::config::Config;
+use crate::limiter::{Evaluation, RuleStatus};
+use crate::metrics::{proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+pub struct Metrics {
+    /// By rule index, then `RuleMetric as usize`.
+    rules: Vec<[Option<u32>; RuleMetric::ALL.len()]>,
+    /// By `ProxyMetric as usize`.
+    proxy: [Option<u32>; ProxyMetric::ALL.len()],
+}
+
+fn counter(name: &str) -> Option<u32> {
+    hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
+impl Metrics {
+    pub fn define(config: &Config) -> Metrics {
+        let rules = config
+            .rules
+            .iter()
+            .map(|r| RuleMetric::ALL.map(|m| counter(&rule_metric_name(&r.name, m))))
+            .collect();
+        let proxy = ProxyMetric::ALL.map(|m| counter(&proxy_metric_name(m)));
+        Metrics { rules, proxy }
+    }
+
+    fn bump(id: Option<u32>, by: u64) {
+        if let (Some(id), true) = (id, by > 0) {
+            let _ = hostcalls::increment_metric(id, by.min(i64::MAX as u64) as i64);
+        }
+    }
+
+    pub fn rule(&self, rule: usize, m: RuleMetric) {
+        Self::bump(self.rules.get(rule).and_then(|ids| ids[m as usize]), 1);
+    }
+
+    pub fn proxy(&self, m: ProxyMetric, by: u64) {
+        Self::bump(self.proxy[m as usize], by);
+    }
+
+    pub fn record(&self, eval: &Evaluation) {
+        for o in &eval.rules {
+            let m = match o.status {
+                RuleStatus::Allowed | RuleStatus::Unlimited => RuleMetric::Allowed,
+                RuleStatus::Denied | RuleStatus::MissingKey => RuleMetric::Denied,
+                RuleStatus::ShadowDenied => RuleMetric::ShadowDenied,
+            };
+            self.rule(o.rule, m);
+            if o.near_limit {
+                self.rule(o.rule, RuleMetric::NearLimit);
+            }
+        }
+        let s = &eval.stats;
+        self.proxy(ProxyMetric::CasRetries, s.cas_retries as u64);
+        self.proxy(ProxyMetric::CasExhausted, s.cas_exhausted as u64);
+        self.proxy(ProxyMetric::SlotsEvicted, s.evictions as u64);
+        self.proxy(ProxyMetric::SlotsOverflow, s.overflows as u64);
+    }
+}

@@ -1,0 +1,197 @@
+use super::*;
+use crate::shared_store::MemoryStore;
+use serde_json::json;
+
+const T0: u64 = 1_700_000_000_000_000_000;
+
+struct Fixture {
+    limiter: Limiter,
+    store: MemoryStore,
+}
+
+fn fixture(config: serde_json::Value) -> Fixture {
+    let limiter = Limiter::new(Config::from_value(&config).unwrap());
+    let store = MemoryStore::new();
+    limiter.prepare(&store).unwrap();
+    Fixture { limiter, store }
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+impl Fixture {
+    fn eval(&self, method: &str, path: &str, hs: &[(&str, &str)], peer: &str) -> Evaluation {
+        let hs = headers(hs);
+        let req = Request { method, path, headers: &hs, peer: Some(peer), body: None };
+        self.limiter.evaluate(&self.store, &req, T0)
+    }
+
+    fn status(&self, path: &str, hs: &[(&str, &str)]) -> u32 {
+        match self.eval("GET", path, hs, "10.0.0.1:1234").reply {
+            Reply::Continue { .. } => 200,
+            Reply::Deny { status, .. } => status,
+        }
+    }
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    let hs = match reply {
+        Reply::Continue { headers } | Reply::Deny { headers, .. } => headers,
+    };
+    hs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+}
+
+fn per_key(limit: u64) -> serde_json::Value {
+    json!({"name": "per-key", "key": ["api_key"], "algorithm": "fixed_window", "limit": limit, "window": "1m"})
+}
+
+#[test]
+fn api_key_from_bearer_header_or_query_is_one_counter() {
+    let f = fixture(json!({"rules": [per_key(2)]}));
+    assert_eq!(f.status("/", &[("authorization", "Bearer sk-1")]), 200);
+    assert_eq!(f.status("/?api_key=sk-1", &[]), 200);
+    assert_eq!(f.status("/", &[("x-api-key", "sk-1")]), 429);
+    assert_eq!(f.status("/", &[("x-api-key", "sk-2")]), 200);
+}
+
+#[test]
+fn missing_key_policies() {
+    let rule = |policy: &str| {
+        let mut r = per_key(1);
+        r["missing_key"] = json!(policy);
+        json!({"rules": [r]})
+    };
+    let shared = fixture(rule("shared"));
+    assert_eq!(shared.status("/", &[]), 200);
+    assert_eq!(shared.status("/", &[]), 429, "keyless requests share one counter");
+    let skip = fixture(rule("skip"));
+    for _ in 0..3 {
+        assert_eq!(skip.status("/", &[]), 200);
+    }
+    let deny = fixture(rule("deny"));
+    let eval = deny.eval("GET", "/", &[], "1.2.3.4:1");
+    match eval.reply {
+        Reply::Deny { status: 403, body, .. } => assert!(body.contains("\"code\":\"missing_key\"")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ip_keys_honour_trusted_hops() {
+    let f = fixture(json!({"client_ip": {"trusted_hops": 1},
+        "rules": [{"name": "ip", "key": ["ip"], "algorithm": "fixed_window", "limit": 1, "window": "1m"}]}));
+    assert_eq!(f.status("/", &[("x-forwarded-for", "9.9.9.9, 1.1.1.1")]), 200);
+    assert_eq!(f.status("/", &[("x-forwarded-for", "8.8.8.8, 1.1.1.1")]), 429, "rightmost hop is the client");
+    assert_eq!(f.status("/", &[("x-forwarded-for", "1.1.1.2")]), 200);
+}
+
+#[test]
+fn composite_keys_header_cookie_path_method() {
+    let f = fixture(json!({"rules": [{"name": "c", "key": ["header:x-user", "cookie:sid", "path", "method"],
+        "algorithm": "gcra", "limit": 1, "window": "1m"}]}));
+    let h = [("x-user", "u"), ("cookie", "sid=1")];
+    assert_eq!(f.status("/a", &h), 200);
+    assert_eq!(f.status("/a", &h), 429);
+    assert_eq!(f.status("/b", &h), 200);
+    assert_eq!(f.status("/a", &[("x-user", "u"), ("cookie", "sid=2")]), 200);
+}
+
+#[test]
+fn tiers_from_key_map_header_and_default_with_unlimited() {
+    let mut r = per_key(1);
+    r["tiers"] = json!({"pro": {"limit": 3}, "internal": {"unlimited": true}});
+    let f = fixture(json!({"rules": [r], "tier": {"source": "header:x-tier", "keys": {"sk-pro": "pro"}, "default": "free"}}));
+    let pro = [("x-api-key", "sk-pro")];
+    for _ in 0..3 {
+        assert_eq!(f.status("/", &pro), 200);
+    }
+    assert_eq!(f.status("/", &pro), 429);
+    let free = [("x-api-key", "sk-free")];
+    assert_eq!(f.status("/", &free), 200);
+    assert_eq!(f.status("/", &free), 429);
+    for _ in 0..5 {
+        assert_eq!(f.status("/", &[("x-api-key", "sk-int"), ("x-tier", "internal")]), 200);
+    }
+}
+
+#[test]
+fn match_blocks_and_exempt_paths() {
+    let mut r = per_key(1);
+    r["match"] = json!({"path_prefix": "/v1/", "methods": ["POST"]});
+    let f = fixture(json!({"rules": [r], "exempt_paths": ["/v1/health"]}));
+    let k = [("x-api-key", "k")];
+    let post = |path: &str| match f.eval("POST", path, &k, "1.1.1.1:1").reply {
+        Reply::Continue { .. } => 200,
+        Reply::Deny { status, .. } => status,
+    };
+    assert_eq!(post("/v1/x"), 200);
+    assert_eq!(post("/v1/x"), 429);
+    assert_eq!(f.status("/v1/x", &k), 200, "GET does not match");
+    assert_eq!(post("/v2/x"), 200, "other prefix does not match");
+    assert_eq!(post("/v1/health"), 200, "exempt");
+}
+
+#[test]
+fn shadow_rules_report_but_never_deny() {
+    let mut r = per_key(1);
+    r["strategy"] = json!("shadow");
+    let f = fixture(json!({"rules": [r]}));
+    let k = [("x-api-key", "k")];
+    f.eval("GET", "/", &k, "1.1.1.1:1");
+    let eval = f.eval("GET", "/", &k, "1.1.1.1:1");
+    assert!(matches!(eval.reply, Reply::Continue { .. }));
+    assert_eq!(eval.rules[0].status, RuleStatus::ShadowDenied);
+}
+
+#[test]
+fn headers_for_allowed_and_denied_requests() {
+    let f = fixture(json!({"response": {"headers": ["ietf", "x-ratelimit", "openai"]},
+        "rules": [per_key(2), {"name": "global", "algorithm": "fixed_window", "limit": 100, "window": "1h"}]}));
+    let k = [("x-api-key", "k")];
+    let first = f.eval("GET", "/", &k, "1.1.1.1:1").reply;
+    assert_eq!(header(&first, "ratelimit-policy"), Some("\"per-key\";q=2;w=60, \"global\";q=100;w=3600"));
+    assert!(header(&first, "ratelimit").unwrap().starts_with("\"per-key\";r=1;t="));
+    assert_eq!(header(&first, "x-ratelimit-limit"), Some("2"), "most restrictive rule");
+    assert_eq!(header(&first, "x-ratelimit-remaining"), Some("1"));
+    assert_eq!(header(&first, "x-ratelimit-limit-requests"), Some("2"));
+    f.eval("GET", "/", &k, "1.1.1.1:1");
+    let denied = f.eval("GET", "/", &k, "1.1.1.1:1").reply;
+    match &denied {
+        Reply::Deny { status: 429, body, .. } => {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["error"]["rule"], "per-key");
+            assert_eq!(v["error"]["message"], "Rate limit exceeded: 2 per 1m");
+        }
+        other => panic!("{other:?}"),
+    }
+    let retry: u64 = header(&denied, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(header(&denied, "x-ratelimit-remaining"), Some("0"));
+}
+
+#[test]
+fn disabled_filter_and_disabled_rules_pass_everything() {
+    let f = fixture(json!({"enabled": false, "rules": [per_key(1)]}));
+    for _ in 0..3 {
+        assert_eq!(f.status("/", &[("x-api-key", "k")]), 200);
+    }
+    let mut r = per_key(1);
+    r["enabled"] = json!(false);
+    let f = fixture(json!({"rules": [r]}));
+    for _ in 0..3 {
+        assert_eq!(f.status("/", &[("x-api-key", "k")]), 200);
+    }
+}
+
+#[test]
+fn custom_status_and_message_placeholders() {
+    let f = fixture(json!({"response": {"status": 503, "message": "{rule}: {limit}/{window}, retry in {retry_after}s"},
+        "rules": [per_key(1)]}));
+    let k = [("x-api-key", "k")];
+    f.eval("GET", "/", &k, "1.1.1.1:1");
+    match f.eval("GET", "/", &k, "1.1.1.1:1").reply {
+        Reply::Deny { status: 503, body, .. } => assert!(body.contains("per-key: 1/1m, retry in "), "{body}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,84 @@
+//! Metric names (contract §3). Envoy keeps Wasm stats under `wasmcustom.` and its Prometheus
+//! export drops that prefix, so `tollgate.rule.<rule>.allowed` is scraped as
+//! `tollgate_rule_allowed{rule="<rule>"}` once the Envoy config carries the `stats_tags` rule
+//! of `envoy/standalone.yaml` (without it: `tollgate_rule_<rule>_allowed`).
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleMetric {
+    Allowed,
+    Denied,
+    ShadowDenied,
+    NearLimit,
+    Throttled,
+}
+
+impl RuleMetric {
+    pub const ALL: [RuleMetric; 5] = [
+        RuleMetric::Allowed,
+        RuleMetric::Denied,
+        RuleMetric::ShadowDenied,
+        RuleMetric::NearLimit,
+        RuleMetric::Throttled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleMetric::Allowed => "allowed",
+            RuleMetric::Denied => "denied",
+            RuleMetric::ShadowDenied => "shadow_denied",
+            RuleMetric::NearLimit => "near_limit",
+            RuleMetric::Throttled => "throttled",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyMetric {
+    CasRetries,
+    CasExhausted,
+    StoreErrors,
+    StoreTimeouts,
+    FailureModeUsed,
+    SlotsEvicted,
+    SlotsOverflow,
+    UsageMissing,
+    ConfigErrors,
+}
+
+impl ProxyMetric {
+    pub const ALL: [ProxyMetric; 9] = [
+        ProxyMetric::CasRetries,
+        ProxyMetric::CasExhausted,
+        ProxyMetric::StoreErrors,
+        ProxyMetric::StoreTimeouts,
+        ProxyMetric::FailureModeUsed,
+        ProxyMetric::SlotsEvicted,
+        ProxyMetric::SlotsOverflow,
+        ProxyMetric::UsageMissing,
+        ProxyMetric::ConfigErrors,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMetric::CasRetries => "cas_retries",
+            ProxyMetric::CasExhausted => "cas_exhausted",
+            ProxyMetric::StoreErrors => "store_errors",
+            ProxyMetric::StoreTimeouts => "store_timeouts",
+            ProxyMetric::FailureModeUsed => "failure_mode_used",
+            ProxyMetric::SlotsEvicted => "slots_evicted",
+            ProxyMetric::SlotsOverflow => "slots_overflow",
+            ProxyMetric::UsageMissing => "usage_missing",
+            ProxyMetric::ConfigErrors => "config_errors",
+        }
+    }
+}
+
+/// `tollgate.rule.<rule>.<metric>` (rule names are limited to `[A-Za-z0-9_.-]`).
+pub fn rule_metric_name(rule: &str, m: RuleMetric) -> String {
+    format!("tollgate.rule.{rule}.{}", m.as_str())
+}
+
+/// `tollgate.<metric>`.
+pub fn proxy_metric_name(m: ProxyMetric) -> String {
+    format!("tollgate.{}", m.as_str())
+}

