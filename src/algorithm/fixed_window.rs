@@ -39,11 +39,7 @@ pub fn check(state: State, now: Nanos, cost: u64, q: &Quota) -> (Decision, State
 pub fn adjust(state: State, now: Nanos, delta: i64, q: &Quota) -> State {
     let (index, count) = roll(state, now, q);
     let amount = delta.unsigned_abs();
-    let count = if delta >= 0 {
-        count.saturating_add(amount)
-    } else {
-        count.saturating_sub(amount)
-    };
+    let count = if delta >= 0 { count.saturating_add(amount) } else { count.saturating_sub(amount) };
     store(index, count)
 }
 

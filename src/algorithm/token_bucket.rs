@@ -129,46 +129,22 @@ pub(super) mod fluid {
     /// Decide on `cost` with deficit `d` at the effective now; `lag` = effective now minus
     /// the caller's now. Returns the decision and the new deficit.
     pub(in crate::algorithm) fn decide(d: u128, cost: u64, q: &Quota, lag: u64) -> (Decision, u128) {
-        let reset = |d: u128| from_caller(lag, drain_time(d, q));
-        if cost == 0 {
-            let decision = Decision {
-                allowed: true,
-                remaining: available(d, q),
-                reset_after_ns: reset(d),
-                retry_after_ns: 0,
-            };
-            return (decision, d);
-        }
-        let cap = capacity(q);
-        if cost > q.burst {
-            let decision = Decision {
-                allowed: false,
-                remaining: available(d, q),
-                reset_after_ns: reset(d),
-                retry_after_ns: u64::MAX,
-            };
-            return (decision, d);
-        }
-        let need = mul(cost, window(q)); // <= cap
-        let room = cap.saturating_sub(need); // the largest deficit that still admits `cost`
-        if d <= room {
-            let d = d.saturating_add(need);
-            let decision = Decision {
-                allowed: true,
-                remaining: available(d, q),
-                reset_after_ns: reset(d),
-                retry_after_ns: 0,
-            };
-            (decision, d)
-        } else {
-            let decision = Decision {
-                allowed: false,
-                remaining: available(d, q),
-                reset_after_ns: reset(d),
-                retry_after_ns: from_caller(lag, drain_time(d.saturating_sub(room), q)),
-            };
-            (decision, d)
-        }
+        let need = mul(cost, window(q));
+        // The largest deficit that still admits `cost`; None when cost > burst.
+        let room = capacity(q).checked_sub(need);
+        let (allowed, d, retry) = match room {
+            _ if cost == 0 => (true, d, 0),
+            None => (false, d, u64::MAX),
+            Some(room) if d <= room => (true, d.saturating_add(need), 0),
+            Some(room) => (false, d, from_caller(lag, drain_time(d.saturating_sub(room), q))),
+        };
+        let decision = Decision {
+            allowed,
+            remaining: available(d, q),
+            reset_after_ns: from_caller(lag, drain_time(d, q)),
+            retry_after_ns: retry,
+        };
+        (decision, d)
     }
 
     /// Forced charge (`delta > 0`, may go into debt) or refund (`delta < 0`, never above
