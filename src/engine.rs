@@ -10,9 +10,10 @@ use crate::hash::KeyHash;
 use crate::shared_store::{SharedStore, StoreError};
 use crate::slot_table::{lookup, record_at, with_record, Lookup, Place, Record, SlotTable, RECORD_BYTES};
 
-/// CAS attempts per counter before giving up (then the check admits without charging and
-/// `cas_exhausted` counts it).
-pub const MAX_CAS_RETRIES: u32 = 16;
+/// CAS attempts per counter before giving up. Other writers won every one of them (so the
+/// counter is hot): the check then denies with a one-second Retry-After rather than admit
+/// uncounted, so a limit is never exceeded; `cas_exhausted` counts it.
+pub const MAX_CAS_RETRIES: u32 = 64;
 
 /// One counter to check and charge for a request.
 #[derive(Clone, Copy, Debug)]
@@ -152,7 +153,12 @@ impl Engine {
                     }
                     Err(_) => {
                         stats.cas_exhausted += 1;
-                        break Verdict { decision: plan.decision, place: plan.place, charged: false };
+                        plan.decision = Decision {
+                            allowed: false,
+                            remaining: 0,
+                            reset_after_ns: plan.decision.reset_after_ns,
+                            retry_after_ns: crate::algorithm::NANOS_PER_SEC,
+                        };
                     }
                 }
             };
@@ -189,7 +195,15 @@ impl Engine {
     /// Apply a signed correction to a counter charged earlier (refund, or settle a reservation
     /// with the real usage). A counter that went idle and was reused is left alone: a refund
     /// to a fresh counter has nothing to give back.
-    pub fn adjust(&self, store: &dyn SharedStore, check: &Check, place: Place, delta: i64, now: Nanos, stats: &mut EngineStats) {
+    pub fn adjust(
+        &self,
+        store: &dyn SharedStore,
+        check: &Check,
+        place: Place,
+        delta: i64,
+        now: Nanos,
+        stats: &mut EngineStats,
+    ) {
         if delta == 0 {
             return;
         }

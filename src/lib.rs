@@ -13,6 +13,7 @@ pub mod engine;
 pub mod hash;
 pub mod keys;
 pub mod limiter;
+pub mod llm;
 pub mod matcher;
 pub mod metrics;
 pub mod request;

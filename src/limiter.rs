@@ -1,14 +1,16 @@
 //! One request through the rules: match, key, tier, engine, reply. Pure: the host glue gives
 //! it a `Request`, the shared store and the time, and carries out the `Reply`.
 
-use crate::algorithm::{Decision, Nanos};
+use crate::algorithm::{Algorithm, Decision, Nanos, Quota};
 use crate::config::{Config, MissingKey, Rule, Strategy, TierLimit, Unit};
 use crate::engine::{Check, Engine, EngineStats, Verdict};
 use crate::hash::KeyHash;
 use crate::keys::{api_key, KeyPart, KeySource};
+use crate::llm::{self, LlmRequest, Usage};
 use crate::request::Request;
 use crate::response::{self, Applied};
 use crate::shared_store::{SharedStore, StoreError};
+use crate::slot_table::Place;
 
 /// A key part standing for "this request lacks the key source" (`missing_key: shared`).
 const MISSING: &[u8] = b"\x00tollgate:missing";
@@ -24,6 +26,8 @@ pub enum RuleStatus {
     Unlimited,
     /// `missing_key: deny` answered 403.
     MissingKey,
+    /// A degrade rule over its limit: the request goes on, degraded.
+    Degraded,
 }
 
 impl RuleStatus {
@@ -34,6 +38,7 @@ impl RuleStatus {
             RuleStatus::ShadowDenied => "shadow_denied",
             RuleStatus::Unlimited => "unlimited",
             RuleStatus::MissingKey => "missing_key",
+            RuleStatus::Degraded => "degraded",
         }
     }
 }
@@ -55,16 +60,38 @@ pub enum Reply {
     Deny { status: u32, headers: Vec<(&'static str, String)>, body: String },
 }
 
-#[derive(Debug)]
+/// A charge to settle when the response ends: token and cost reservations are replaced by
+/// the real usage, concurrency slots are released.
+#[derive(Clone, Copy, Debug)]
+pub struct Reservation {
+    pub check: Check,
+    pub place: Place,
+    pub reserved: u64,
+    pub unit: Unit,
+    /// Micro-dollars per million input and output tokens (cost rules).
+    pub price: (u64, u64),
+}
+
+#[derive(Debug, Default)]
 pub struct Evaluation {
     pub reply: Reply,
     pub rules: Vec<RuleOutcome>,
     pub stats: EngineStats,
+    /// What to settle when the response ends.
+    pub reservations: Vec<Reservation>,
+    /// The first degrade rule over its limit (index into the rules).
+    pub degraded_by: Option<usize>,
+}
+
+impl Default for Reply {
+    fn default() -> Reply {
+        Reply::Continue { headers: Vec::new() }
+    }
 }
 
 impl Evaluation {
     fn pass() -> Evaluation {
-        Evaluation { reply: Reply::Continue { headers: Vec::new() }, rules: Vec::new(), stats: EngineStats::default() }
+        Evaluation::default()
     }
 
     /// `x-tollgate-rules` debug value: `name=decision, ...`.
@@ -88,8 +115,11 @@ pub struct Limiter {
     pub engine: Engine,
     /// Whether some enabled rule keys on the client IP (so the glue asks Envoy for it).
     pub needs_ip: bool,
-    /// Whether some enabled rule keys on a body field (so the glue buffers the body).
+    /// Whether some enabled rule needs the request body (a body key, an LLM unit, a model
+    /// rewrite), so the glue buffers it.
     pub needs_body: bool,
+    /// Whether some enabled rule counts tokens or cost (so the glue reads response usage).
+    pub counts_usage: bool,
 }
 
 impl Limiter {
@@ -97,8 +127,11 @@ impl Limiter {
         let names: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
         let engine = Engine::new(config.slots.capacity, &names);
         let needs_ip = config.needs(|k| *k == KeySource::Ip);
-        let needs_body = config.needs(KeySource::needs_body);
-        Limiter { config, engine, needs_ip, needs_body }
+        let enabled = || config.rules.iter().filter(|r| r.enabled);
+        let counts_usage = enabled().any(|r| r.unit.is_llm());
+        let rewrites_model = enabled().any(|r| r.degrade.as_ref().is_some_and(|d| d.set_model.is_some()));
+        let needs_body = config.needs(KeySource::needs_body) || counts_usage || rewrites_model;
+        Limiter { config, engine, needs_ip, needs_body, counts_usage }
     }
 
     /// Create the shared-data entries; call once per configuration.
@@ -156,10 +189,12 @@ impl Limiter {
             return Evaluation::pass();
         }
         let tier = self.tier(req);
+        let llm_req = req.body.map(LlmRequest::from_body);
         let mut checks: Vec<Check> = Vec::new();
+        let mut prices: Vec<(u64, u64)> = Vec::new();
         let mut outcomes: Vec<RuleOutcome> = Vec::new();
         for (i, rule) in self.config.rules.iter().enumerate() {
-            if !rule.enabled || !rule.matcher.matches(req, tier.as_deref()) || !self.enforced(rule) {
+            if !rule.enabled || !rule.matcher.matches(req, tier.as_deref()) {
                 continue;
             }
             let quota = match rule.limit_for(tier.as_deref()) {
@@ -174,30 +209,115 @@ impl Limiter {
                 None => match rule.missing_key {
                     MissingKey::Shared => KeyHash::of(rule.hash_seed, &[MISSING]),
                     MissingKey::Skip => continue,
-                    MissingKey::Deny => return self.missing_key_reply(i, rule),
+                    MissingKey::Deny => {
+                        return self.refusal(
+                            i,
+                            rule,
+                            403,
+                            "missing_key",
+                            "This request lacks the key rule {rule} needs",
+                        )
+                    }
                 },
             };
-            let Some(algorithm) = rule.algorithm else { continue };
+            let (algorithm, quota, cost, price) = match self.cost_of(rule, quota, llm_req.as_ref()) {
+                Cost::Charge { algorithm, quota, cost, price } => (algorithm, quota, cost, price),
+                Cost::NotApplicable => continue,
+                Cost::UnknownModel => {
+                    return self.refusal(i, rule, 400, "unknown_model", "Rule {rule} has no price for this model")
+                }
+            };
             checks.push(Check {
                 rule: i,
                 algorithm,
                 quota,
                 key,
-                cost: 1,
-                shadow: rule.strategy == Strategy::Shadow,
+                cost,
+                shadow: matches!(rule.strategy, Strategy::Shadow | Strategy::Degrade),
             });
+            prices.push(price);
             outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Allowed, near_limit: false });
         }
         if checks.is_empty() {
-            return Evaluation { reply: Reply::Continue { headers: Vec::new() }, rules: outcomes, stats: EngineStats::default() };
+            return Evaluation { rules: outcomes, ..Evaluation::default() };
         }
         let outcome = self.engine.admit(store, &checks, now);
-        self.finish(&checks, &outcome.verdicts, outcome.denied_by, outcomes, outcome.stats)
+        let mut eval = self.finish(&checks, &outcome.verdicts, outcome.denied_by, outcomes, outcome.stats);
+        if outcome.denied_by.is_none() {
+            eval.reservations = checks
+                .iter()
+                .zip(&outcome.verdicts)
+                .zip(prices)
+                .filter_map(|((c, v), price)| {
+                    let unit = self.config.rules.get(c.rule)?.unit;
+                    (v.charged && unit != Unit::Requests).then_some(Reservation {
+                        check: *c,
+                        place: v.place,
+                        reserved: c.cost,
+                        unit,
+                        price,
+                    })
+                })
+                .collect();
+        }
+        eval
     }
 
-    /// Units this build enforces (the others are validated but not yet applied).
-    fn enforced(&self, rule: &Rule) -> bool {
-        rule.unit == Unit::Requests
+    /// How a rule charges this request.
+    fn cost_of(&self, rule: &Rule, quota: Quota, req: Option<&LlmRequest>) -> Cost {
+        let Some(algorithm) = rule.algorithm else {
+            // Concurrency: a GCRA whose emission interval is the lease, so a slot that is
+            // never released frees itself after the lease; releases refund exactly.
+            let slots = quota.limit;
+            let quota = Quota { limit: slots, burst: slots, window_ns: quota.window_ns.saturating_mul(slots) };
+            return Cost::Charge { algorithm: Algorithm::Gcra, quota, cost: 1, price: (0, 0) };
+        };
+        let estimate = |req: &LlmRequest| llm::estimate_tokens(&self.config.llm, req, rule.unit);
+        match rule.unit {
+            Unit::Requests | Unit::Concurrent => Cost::Charge { algorithm, quota, cost: 1, price: (0, 0) },
+            Unit::Tokens | Unit::InputTokens | Unit::OutputTokens => {
+                let tokens = req.map(estimate).unwrap_or(0);
+                Cost::Charge { algorithm, quota, cost: tokens.max(1), price: (0, 0) }
+            }
+            Unit::CostUsd => {
+                let Some(req) = req.filter(|r| r.model.is_some()) else { return Cost::NotApplicable };
+                let Some(price) = llm::price_of(&self.config.llm, req.model.as_deref()) else {
+                    return Cost::UnknownModel;
+                };
+                let micro = llm::cost_micro_usd(price, 0, estimate(req));
+                let price = (price.input_per_mtok_micro, price.output_per_mtok_micro);
+                Cost::Charge { algorithm, quota, cost: micro.max(1), price }
+            }
+        }
+    }
+
+    /// Replace reservations with the real usage (None: no usage was found, keep the
+    /// estimates) and release concurrency slots.
+    pub fn settle(
+        &self,
+        store: &dyn SharedStore,
+        reservations: &[Reservation],
+        usage: Option<&Usage>,
+        now: Nanos,
+    ) -> EngineStats {
+        let mut stats = EngineStats::default();
+        for r in reservations {
+            let delta = match (r.unit, usage) {
+                (Unit::Concurrent, _) => -1,
+                (Unit::Requests, _) | (_, None) => 0,
+                (unit, Some(u)) => {
+                    let price = crate::config::Price {
+                        model: String::new(),
+                        input_per_mtok_micro: r.price.0,
+                        output_per_mtok_micro: r.price.1,
+                    };
+                    let used = llm::units_used(unit, u, Some(&price));
+                    (used as i128 - r.reserved as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+                }
+            };
+            self.engine.adjust(store, &r.check, r.place, delta, now, &mut stats);
+        }
+        stats
     }
 
     fn finish(
@@ -213,10 +333,11 @@ impl Limiter {
             let Some(rule) = self.config.rules.get(check.rule) else { continue };
             let d: Decision = verdict.decision;
             if let Some(o) = outcomes.iter_mut().find(|o| o.rule == check.rule) {
-                o.status = match (d.allowed, check.shadow) {
+                o.status = match (d.allowed, rule.strategy) {
                     (true, _) => RuleStatus::Allowed,
-                    (false, true) => RuleStatus::ShadowDenied,
-                    (false, false) => RuleStatus::Denied,
+                    (false, Strategy::Shadow) => RuleStatus::ShadowDenied,
+                    (false, Strategy::Degrade) => RuleStatus::Degraded,
+                    (false, _) => RuleStatus::Denied,
                 };
                 let capacity = check.algorithm.capacity(&check.quota);
                 o.near_limit = d.remaining.saturating_mul(5) <= capacity;
@@ -227,30 +348,51 @@ impl Limiter {
         let reply = match denied_by.and_then(|i| applied.get(i)) {
             None => Reply::Continue { headers },
             Some(denier) => {
-                if let Some(secs) = response::retry_after_secs(&denier.decision) {
-                    headers.push(("retry-after", secs.to_string()));
+                // A spent budget does not come back by retrying soon.
+                let budget = denier.rule.unit == Unit::CostUsd;
+                if !budget {
+                    if let Some(secs) = response::retry_after_secs(&denier.decision) {
+                        headers.push(("retry-after", secs.to_string()));
+                    }
                 }
                 headers.push(("content-type", "application/json".to_string()));
-                let body = response::denial_body(&self.config.response.message, denier, "rate_limit_exceeded");
+                let code = if budget { "insufficient_quota" } else { "rate_limit_exceeded" };
+                let body = response::denial_body(&self.config.response.message, denier, code);
                 Reply::Deny { status: self.config.response.status, headers, body }
             }
         };
-        Evaluation { reply, rules: outcomes, stats }
+        let degraded_by = outcomes.iter().find(|o| o.status == RuleStatus::Degraded).map(|o| o.rule);
+        Evaluation { reply, rules: outcomes, stats, reservations: Vec::new(), degraded_by }
     }
 
-    fn missing_key_reply(&self, i: usize, rule: &Rule) -> Evaluation {
+    /// A local refusal that is not a rate limit (403 missing key, 400 unknown model).
+    fn refusal(&self, i: usize, rule: &Rule, status: u32, code: &str, message: &str) -> Evaluation {
         let body = response::error_body(
-            &format!("This request lacks the key rule {:?} needs", rule.name),
+            &message.replace("{rule}", &format!("{:?}", rule.name)),
             rule.unit.error_type(),
-            "missing_key",
+            code,
             &rule.name,
         );
         Evaluation {
-            reply: Reply::Deny { status: 403, headers: vec![("content-type", "application/json".to_string())], body },
+            reply: Reply::Deny { status, headers: vec![("content-type", "application/json".to_string())], body },
             rules: vec![RuleOutcome { rule: i, status: RuleStatus::MissingKey, near_limit: false }],
-            stats: EngineStats::default(),
+            ..Evaluation::default()
         }
     }
+}
+
+/// How one rule charges one request.
+enum Cost {
+    Charge {
+        algorithm: Algorithm,
+        quota: Quota,
+        cost: u64,
+        price: (u64, u64),
+    },
+    /// The rule does not apply (a cost rule on a request without a model).
+    NotApplicable,
+    /// A cost rule, a model without a price and no default price.
+    UnknownModel,
 }
 
 #[cfg(test)]

@@ -10,15 +10,17 @@ pub enum RuleMetric {
     ShadowDenied,
     NearLimit,
     Throttled,
+    Degraded,
 }
 
 impl RuleMetric {
-    pub const ALL: [RuleMetric; 5] = [
+    pub const ALL: [RuleMetric; 6] = [
         RuleMetric::Allowed,
         RuleMetric::Denied,
         RuleMetric::ShadowDenied,
         RuleMetric::NearLimit,
         RuleMetric::Throttled,
+        RuleMetric::Degraded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +30,7 @@ impl RuleMetric {
             RuleMetric::ShadowDenied => "shadow_denied",
             RuleMetric::NearLimit => "near_limit",
             RuleMetric::Throttled => "throttled",
+            RuleMetric::Degraded => "degraded",
         }
     }
 }

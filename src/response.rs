@@ -90,10 +90,7 @@ where
     'a: 'b,
 {
     applied.min_by(|x, y| {
-        x.decision
-            .remaining
-            .cmp(&y.decision.remaining)
-            .then(y.decision.reset_after_ns.cmp(&x.decision.reset_after_ns))
+        x.decision.remaining.cmp(&y.decision.remaining).then(y.decision.reset_after_ns.cmp(&x.decision.reset_after_ns))
     })
 }
 

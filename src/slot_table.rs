@@ -113,13 +113,8 @@ pub struct Record {
 
 impl Record {
     pub fn decode(bytes: &[u8]) -> Record {
-        let word = |i: usize| {
-            bytes
-                .get(i * 8..i * 8 + 8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-                .unwrap_or(0)
-        };
+        let word =
+            |i: usize| bytes.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
         Record { key: word(0), idle_at: word(1), state: State([word(2), word(3), word(4)]) }
     }
 

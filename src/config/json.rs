@@ -36,9 +36,8 @@ pub fn type_name(v: &Value) -> &'static str {
 impl<'a> Obj<'a> {
     /// `v` must be an object whose keys are all in `allowed`.
     pub fn new(v: &'a Value, path: &str, allowed: &[&str]) -> Result<Obj<'a>, ConfigError> {
-        let map = v
-            .as_object()
-            .ok_or_else(|| ConfigError::new(path, format!("expected an object, got {}", type_name(v))))?;
+        let map =
+            v.as_object().ok_or_else(|| ConfigError::new(path, format!("expected an object, got {}", type_name(v))))?;
         for key in map.keys() {
             if !allowed.contains(&key.as_str()) {
                 return Err(ConfigError::new(

@@ -47,6 +47,11 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// Units read from LLM responses (reserved first, settled with the real usage).
+    pub fn is_llm(self) -> bool {
+        matches!(self, Unit::Tokens | Unit::InputTokens | Unit::OutputTokens | Unit::CostUsd)
+    }
+
     /// The `type` of the 429 body.
     pub fn error_type(self) -> &'static str {
         match self {
@@ -172,6 +177,11 @@ pub struct LlmConfig {
     pub estimate: Estimate,
     pub prices: Vec<Price>,
     pub include_usage: bool,
+    /// Price of models missing from `prices`; without it a cost rule denies them (400).
+    pub default_price: Option<Price>,
+    /// A response header carrying the total tokens (e.g. `x-token-count`), read when the
+    /// body reports no usage.
+    pub usage_header: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +224,9 @@ pub struct SlotsConfig {
 
 pub const DEFAULT_SLOT_CAPACITY: u32 = 65_536;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+/// For `concurrent` rules `window` is the lease: a request in flight longer than this gives
+/// its slot back (so a lost release never leaks a slot for ever).
+pub const DEFAULT_CONCURRENT_LEASE: Duration = Duration(600 * 1_000_000_000);
 
 /// The whole plugin configuration, compiled.
 #[derive(Clone, Debug)]
@@ -287,9 +300,10 @@ impl Config {
             Some(v) => {
                 let o = Obj::new(v, "client_ip", &["trusted_hops"])?;
                 let hops = o.opt_u64("trusted_hops")?.unwrap_or(0);
-                u32::try_from(hops).ok().filter(|h| *h <= 32).ok_or_else(|| {
-                    ConfigError::new("client_ip.trusted_hops", "must be between 0 and 32")
-                })?
+                u32::try_from(hops)
+                    .ok()
+                    .filter(|h| *h <= 32)
+                    .ok_or_else(|| ConfigError::new("client_ip.trusted_hops", "must be between 0 and 32"))?
             }
         };
         let exempt_paths = top.opt_strings("exempt_paths")?.unwrap_or_default();
@@ -445,13 +459,13 @@ fn parse_rule(v: &Value, path: &str) -> Result<Rule, ConfigError> {
             )
         })?),
     };
-    let limit = o.opt_positive("limit")?.ok_or_else(|| ConfigError::new(&o.at("limit"), "is required"))?;
+    let limit = amount(&o, "limit", unit)?.ok_or_else(|| ConfigError::new(&o.at("limit"), "is required"))?;
     let window = match o.opt_duration("window")? {
         Some(w) => w,
-        None if unit == Unit::Concurrent => Duration::from_secs(60),
+        None if unit == Unit::Concurrent => DEFAULT_CONCURRENT_LEASE,
         None => return Err(ConfigError::new(&o.at("window"), "is required")),
     };
-    let burst = o.opt_positive("burst")?.unwrap_or(limit);
+    let burst = amount(&o, "burst", unit)?.unwrap_or(limit);
     let quota = Quota { limit, window_ns: window.as_nanos(), burst };
     let key = match o.get("key") {
         None => vec![KeySource::Global],
@@ -468,7 +482,10 @@ fn parse_rule(v: &Value, path: &str) -> Result<Rule, ConfigError> {
         }
     };
     let missing_key = o
-        .opt_enum("missing_key", &[("shared", MissingKey::Shared), ("skip", MissingKey::Skip), ("deny", MissingKey::Deny)])?
+        .opt_enum(
+            "missing_key",
+            &[("shared", MissingKey::Shared), ("skip", MissingKey::Skip), ("deny", MissingKey::Deny)],
+        )?
         .unwrap_or(MissingKey::Shared);
     let scope = o.opt_enum("scope", &[("local", Scope::Local), ("global", Scope::Global)])?.unwrap_or(Scope::Local);
     let sync = o.opt_enum("sync", &[("strict", Sync::Strict), ("batched", Sync::Batched)])?.unwrap_or(Sync::Batched);
@@ -506,8 +523,8 @@ fn parse_rule(v: &Value, path: &str) -> Result<Rule, ConfigError> {
                 tiers.push((tier.clone(), TierLimit::Unlimited));
                 continue;
             }
-            let tl = t.opt_positive("limit")?.unwrap_or(limit);
-            let tb = t.opt_positive("burst")?.unwrap_or(if t.get("limit").is_some() { tl } else { burst });
+            let tl = amount(&t, "limit", unit)?.unwrap_or(limit);
+            let tb = amount(&t, "burst", unit)?.unwrap_or(if t.get("limit").is_some() { tl } else { burst });
             tiers.push((tier.clone(), TierLimit::Limited(Quota { limit: tl, window_ns: quota.window_ns, burst: tb })));
         }
     }
@@ -537,10 +554,34 @@ fn parse_rule(v: &Value, path: &str) -> Result<Rule, ConfigError> {
     })
 }
 
+/// A limit or burst: a positive integer, or for `cost_usd` a positive number of US dollars
+/// (counted in integer micro-dollars).
+fn amount(o: &Obj, name: &str, unit: Unit) -> Result<Option<u64>, ConfigError> {
+    if unit != Unit::CostUsd {
+        return o.opt_positive(name);
+    }
+    match o.opt_f64(name)? {
+        None => Ok(None),
+        Some(usd) => {
+            let micro = (usd * 1_000_000.0).round();
+            if micro < 1.0 {
+                return Err(ConfigError::new(&o.at(name), "must be at least 0.000001 (one micro-dollar)"));
+            }
+            Ok(Some(micro.min(u64::MAX as f64) as u64))
+        }
+    }
+}
+
 fn parse_llm(v: Option<&Value>) -> Result<LlmConfig, ConfigError> {
-    let mut llm = LlmConfig { estimate: Estimate::MaxTokens, prices: Vec::new(), include_usage: true };
+    let mut llm = LlmConfig {
+        estimate: Estimate::MaxTokens,
+        prices: Vec::new(),
+        include_usage: true,
+        default_price: None,
+        usage_header: None,
+    };
     let Some(v) = v else { return Ok(llm) };
-    let o = Obj::new(v, "llm", &["estimate", "prices", "include_usage"])?;
+    let o = Obj::new(v, "llm", &["estimate", "prices", "include_usage", "default_price", "usage_header"])?;
     if let Some(text) = o.opt_str("estimate")? {
         llm.estimate = match text {
             "max_tokens" => Estimate::MaxTokens,
@@ -558,17 +599,25 @@ fn parse_llm(v: Option<&Value>) -> Result<LlmConfig, ConfigError> {
     }
     if let Some(map) = o.opt_object("prices")? {
         for (model, pv) in map {
-            let p = Obj::new(pv, &format!("llm.prices.{model}"), &["input_per_mtok", "output_per_mtok"])?;
-            let to_micro = |usd: f64| (usd * 1_000_000.0).round() as u64;
-            llm.prices.push(Price {
-                model: model.clone(),
-                input_per_mtok_micro: to_micro(p.opt_f64("input_per_mtok")?.unwrap_or(0.0)),
-                output_per_mtok_micro: to_micro(p.opt_f64("output_per_mtok")?.unwrap_or(0.0)),
-            });
+            llm.prices.push(parse_price(pv, &format!("llm.prices.{model}"), model)?);
         }
     }
+    if let Some(pv) = o.get("default_price") {
+        llm.default_price = Some(parse_price(pv, "llm.default_price", "")?);
+    }
+    llm.usage_header = o.opt_str("usage_header")?.map(str::to_ascii_lowercase);
     llm.include_usage = o.opt_bool("include_usage")?.unwrap_or(true);
     Ok(llm)
+}
+
+fn parse_price(v: &Value, path: &str, model: &str) -> Result<Price, ConfigError> {
+    let p = Obj::new(v, path, &["input_per_mtok", "output_per_mtok"])?;
+    let to_micro = |usd: f64| (usd * 1_000_000.0).round().min(u64::MAX as f64) as u64;
+    Ok(Price {
+        model: model.to_string(),
+        input_per_mtok_micro: to_micro(p.opt_f64("input_per_mtok")?.unwrap_or(0.0)),
+        output_per_mtok_micro: to_micro(p.opt_f64("output_per_mtok")?.unwrap_or(0.0)),
+    })
 }
 
 fn parse_store(v: &Value) -> Result<StoreConfig, ConfigError> {

@@ -1,6 +1,7 @@
 //! Envoy stats for contract §3 (names in `crate::metrics`).
 
 use crate::config::Config;
+use crate::engine::EngineStats;
 use crate::limiter::{Evaluation, RuleStatus};
 use crate::metrics::{proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric};
 use proxy_wasm::hostcalls;
@@ -19,11 +20,8 @@ fn counter(name: &str) -> Option<u32> {
 
 impl Metrics {
     pub fn define(config: &Config) -> Metrics {
-        let rules = config
-            .rules
-            .iter()
-            .map(|r| RuleMetric::ALL.map(|m| counter(&rule_metric_name(&r.name, m))))
-            .collect();
+        let rules =
+            config.rules.iter().map(|r| RuleMetric::ALL.map(|m| counter(&rule_metric_name(&r.name, m)))).collect();
         let proxy = ProxyMetric::ALL.map(|m| counter(&proxy_metric_name(m)));
         Metrics { rules, proxy }
     }
@@ -48,13 +46,17 @@ impl Metrics {
                 RuleStatus::Allowed | RuleStatus::Unlimited => RuleMetric::Allowed,
                 RuleStatus::Denied | RuleStatus::MissingKey => RuleMetric::Denied,
                 RuleStatus::ShadowDenied => RuleMetric::ShadowDenied,
+                RuleStatus::Degraded => RuleMetric::Degraded,
             };
             self.rule(o.rule, m);
             if o.near_limit {
                 self.rule(o.rule, RuleMetric::NearLimit);
             }
         }
-        let s = &eval.stats;
+        self.record_stats(&eval.stats);
+    }
+
+    pub fn record_stats(&self, s: &EngineStats) {
         self.proxy(ProxyMetric::CasRetries, s.cas_retries as u64);
         self.proxy(ProxyMetric::CasExhausted, s.cas_exhausted as u64);
         self.proxy(ProxyMetric::SlotsEvicted, s.evictions as u64);

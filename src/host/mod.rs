@@ -6,12 +6,14 @@ mod metrics;
 mod shared_data;
 
 use crate::config::Config;
-use crate::limiter::{Evaluation, Limiter, Reply};
+use crate::limiter::{Evaluation, Limiter, Reply, Reservation};
+use crate::llm::{self, SseUsageParser, Usage};
+use crate::metrics::ProxyMetric;
 use crate::request::Request;
 use metrics::Metrics;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use shared_data::HostSharedData;
 use std::rc::Rc;
 
@@ -34,10 +36,8 @@ impl Context for TollgateRoot {}
 
 impl RootContext for TollgateRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let bytes =
+            hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
         let config = match Config::parse(&bytes) {
             Ok(c) => c,
             Err(e) => {
@@ -66,12 +66,7 @@ impl RootContext for TollgateRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(TollgateFilter {
-            active: self.active.clone(),
-            request_headers: Vec::new(),
-            body_bytes: 0,
-            response_headers: Vec::new(),
-        }))
+        Some(Box::new(TollgateFilter { active: self.active.clone(), ..TollgateFilter::default() }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -79,14 +74,31 @@ impl RootContext for TollgateRoot {
     }
 }
 
+/// Where a response's usage is read from, chosen by its content type.
+#[derive(Default)]
+enum UsageReader {
+    #[default]
+    Off,
+    Sse(SseUsageParser),
+    /// A JSON body, copied (not held) up to the body cap.
+    Json(Vec<u8>),
+    /// The JSON body outgrew the cap.
+    TooLarge,
+}
+
 /// One request.
+#[derive(Default)]
 struct TollgateFilter {
     active: Option<Rc<Active>>,
-    /// Kept only while the body is being buffered for a body key.
+    /// Kept only while the body is being buffered.
     request_headers: Vec<(String, String)>,
-    body_bytes: usize,
     /// Rate-limit headers to add to the upstream's response.
     response_headers: Vec<(&'static str, String)>,
+    /// Charges to settle when the stream ends.
+    reservations: Vec<Reservation>,
+    usage: UsageReader,
+    /// Total tokens from the configured usage header.
+    header_usage: Option<u64>,
 }
 
 impl Context for TollgateFilter {}
@@ -114,12 +126,15 @@ fn now_nanos() -> u64 {
 
 impl TollgateFilter {
     /// Decide with the headers (and body, when buffered) and carry out the reply.
-    fn decide(&mut self, active: &Active, headers: &[(String, String)], body: Option<&serde_json::Value>) -> Action {
+    fn decide(
+        &mut self,
+        active: &Active,
+        headers: &[(String, String)],
+        body: Option<&serde_json::Value>,
+        body_size: usize,
+    ) -> Action {
         let peer = if active.limiter.needs_ip {
-            hostcalls::get_property(vec!["source", "address"])
-                .ok()
-                .flatten()
-                .and_then(|b| String::from_utf8(b).ok())
+            hostcalls::get_property(vec!["source", "address"]).ok().flatten().and_then(|b| String::from_utf8(b).ok())
         } else {
             None
         };
@@ -133,6 +148,10 @@ impl TollgateFilter {
         let eval = active.limiter.evaluate(&HostSharedData, &req, now_nanos());
         active.metrics.record(&eval);
         let debug = active.limiter.config.debug.then(|| self.debug(active, &req, &eval));
+        if matches!(eval.reply, Reply::Continue { .. }) {
+            self.rewrite_request(active, &req, &eval, body_size);
+        }
+        self.reservations = eval.reservations;
         match eval.reply {
             Reply::Continue { headers } => {
                 self.response_headers = headers;
@@ -155,6 +174,63 @@ impl TollgateFilter {
         }
     }
 
+    /// Degrade (model rewrite, marker header) and ask OpenAI-style streams for usage.
+    fn rewrite_request(&self, active: &Active, req: &Request, eval: &Evaluation, body_size: usize) {
+        let config = &active.limiter.config;
+        let degrade =
+            eval.degraded_by.and_then(|i| config.rules.get(i)).and_then(|r| r.degrade.as_ref().map(|d| (r, d)));
+        if let Some((rule, d)) = degrade {
+            if let Some(name) = &d.add_header {
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&rule.name));
+            }
+        }
+        let Some(body) = req.body else { return };
+        let include_usage =
+            config.llm.include_usage && !eval.reservations.is_empty() && llm::asks_for_usage_when_streaming(req.path);
+        let set_model = degrade.and_then(|(_, d)| d.set_model.as_deref());
+        if let Some(new_body) = llm::rewrite_body(body, include_usage, set_model) {
+            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body).is_ok() {
+                let len = new_body.len().to_string();
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", Some(&len));
+            }
+        }
+    }
+
+    /// Settle reservations with the usage the response reported.
+    fn settle(&mut self, active: &Active) {
+        if self.reservations.is_empty() {
+            return;
+        }
+        let mut usage = match std::mem::take(&mut self.usage) {
+            UsageReader::Sse(mut p) => {
+                p.finish();
+                p.usage
+            }
+            UsageReader::Json(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map(|doc| match doc.as_array() {
+                    // A streamed JSON array (Gemini without alt=sse): the last usage wins.
+                    Some(items) => items.iter().fold(Usage::default(), |mut u, d| {
+                        u.merge(llm::find_usage(d));
+                        u
+                    }),
+                    None => llm::find_usage(&doc),
+                })
+                .unwrap_or_default(),
+            UsageReader::Off | UsageReader::TooLarge => Usage::default(),
+        };
+        if usage.is_empty() {
+            usage.total = self.header_usage;
+        }
+        let counts_tokens = self.reservations.iter().any(|r| r.unit.is_llm());
+        let found = !usage.is_empty();
+        if counts_tokens && !found {
+            active.metrics.proxy(ProxyMetric::UsageMissing, 1);
+        }
+        let reservations = std::mem::take(&mut self.reservations);
+        let stats = active.limiter.settle(&HostSharedData, &reservations, found.then_some(&usage), now_nanos());
+        active.metrics.record_stats(&stats);
+    }
+
     fn debug(&self, active: &Active, req: &Request, eval: &Evaluation) -> String {
         let summary = eval.debug_header(&active.limiter.config);
         let verdict = match eval.reply {
@@ -173,12 +249,16 @@ impl HttpContext for TollgateFilter {
         if active.limiter.is_exempt(pseudo(&headers, ":path")) {
             return Action::Continue;
         }
+        if active.limiter.counts_usage {
+            // Usage is read from the response body: ask for it uncompressed.
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "accept-encoding", None);
+        }
         if active.limiter.needs_body && !end_of_stream {
-            // Wait for the body: a rule keys on a field of it.
+            // Wait for the body: a rule needs a field of it (a body key, the model, max_tokens).
             self.request_headers = headers;
             return Action::Pause;
         }
-        self.decide(&active, &headers, None)
+        self.decide(&active, &headers, None, 0)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -186,27 +266,74 @@ impl HttpContext for TollgateFilter {
         if self.request_headers.is_empty() {
             return Action::Continue;
         }
-        self.body_bytes = body_size;
         let cap = active.limiter.config.max_body_bytes as usize;
         if !end_of_stream && body_size <= cap {
             return Action::Pause;
         }
         let headers = std::mem::take(&mut self.request_headers);
         let body = if body_size <= cap {
-            hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, body_size)
+            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
                 .ok()
                 .flatten()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         } else {
             None // Over the cap: body keys are missing, the request still goes through.
         };
-        self.decide(&active, &headers, body.as_ref())
+        self.decide(&active, &headers, body.as_ref(), body_size)
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A body that ended with trailers: decide without it.
+        let Some(active) = self.active.clone() else { return Action::Continue };
+        if self.request_headers.is_empty() {
+            return Action::Continue;
+        }
+        let headers = std::mem::take(&mut self.request_headers);
+        self.decide(&active, &headers, None, 0)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (name, value) in self.response_headers.drain(..) {
             let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value);
         }
+        if self.reservations.iter().any(|r| r.unit.is_llm()) {
+            let header = |name: &str| hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten();
+            let content_type = header("content-type").unwrap_or_default();
+            self.usage = if content_type.starts_with("text/event-stream") {
+                UsageReader::Sse(SseUsageParser::new())
+            } else {
+                UsageReader::Json(Vec::new())
+            };
+            if let Some(active) = &self.active {
+                if let Some(name) = &active.limiter.config.llm.usage_header {
+                    self.header_usage = header(name).and_then(|v| v.trim().parse().ok());
+                }
+            }
+        }
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        // Copy what usage needs; the stream itself flows on untouched.
+        if matches!(self.usage, UsageReader::Off | UsageReader::TooLarge) || body_size == 0 {
+            return Action::Continue;
+        }
+        let chunk =
+            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let cap = self.active.as_ref().map(|a| a.limiter.config.max_body_bytes as usize).unwrap_or(0);
+        match &mut self.usage {
+            UsageReader::Sse(p) => p.feed(&chunk),
+            UsageReader::Json(buf) if buf.len() + chunk.len() <= cap => buf.extend_from_slice(&chunk),
+            UsageReader::Json(_) => self.usage = UsageReader::TooLarge,
+            UsageReader::Off | UsageReader::TooLarge => {}
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // Every stream ends here, however it ended (complete, reset, abort, timeout).
+        if let Some(active) = self.active.clone() {
+            self.settle(&active);
+        }
     }
 }

@@ -101,7 +101,9 @@ fn composite_keys_header_cookie_path_method() {
 fn tiers_from_key_map_header_and_default_with_unlimited() {
     let mut r = per_key(1);
     r["tiers"] = json!({"pro": {"limit": 3}, "internal": {"unlimited": true}});
-    let f = fixture(json!({"rules": [r], "tier": {"source": "header:x-tier", "keys": {"sk-pro": "pro"}, "default": "free"}}));
+    let f = fixture(
+        json!({"rules": [r], "tier": {"source": "header:x-tier", "keys": {"sk-pro": "pro"}, "default": "free"}}),
+    );
     let pro = [("x-api-key", "sk-pro")];
     for _ in 0..3 {
         assert_eq!(f.status("/", &pro), 200);
@@ -186,7 +188,8 @@ fn disabled_filter_and_disabled_rules_pass_everything() {
 
 #[test]
 fn custom_status_and_message_placeholders() {
-    let f = fixture(json!({"response": {"status": 503, "message": "{rule}: {limit}/{window}, retry in {retry_after}s"},
+    let f =
+        fixture(json!({"response": {"status": 503, "message": "{rule}: {limit}/{window}, retry in {retry_after}s"},
         "rules": [per_key(1)]}));
     let k = [("x-api-key", "k")];
     f.eval("GET", "/", &k, "1.1.1.1:1");

@@ -1,1 +1,106 @@
+//! tollgate-store: shared rate-limit counters in Redis for Tollgate proxies.
+//!
+//! Reading order: `config` (CLI) → `server` (HTTP routes, auth) → `api` (JSON in and out) →
+//! `counters` (check / lease / adjust, computed by the filter's own `tollgate::algorithm` and
+//! committed with a compare-and-set script) → `backend` (Redis: single node, cluster,
+//! sentinel; timeouts) → `metrics`.
+//!
+//! The service is stateless: any number of replicas may share one Redis.
 
+pub mod api;
+pub mod backend;
+pub mod config;
+pub mod counters;
+pub mod metrics;
+pub mod server;
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::Config;
+
+/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Run the store until SIGTERM or SIGINT. Errors are one line (for the caller to print).
+pub async fn run(config: Config) -> Result<(), String> {
+    // TLS (rediss://) uses rustls with the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let backend = backend::Backend::new(&config.redis, config.redis_timeout, metrics.clone())?;
+    let app = Arc::new(server::App {
+        backend,
+        metrics,
+        proxy_token: config.proxy_token.clone(),
+        admin_token: config.admin_token.clone(),
+        test_clock: config.test_clock,
+        locks: counters::KeyLocks::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    eprintln!("tollgate-store: counters in {}", config.redis.describe());
+    if config.test_clock {
+        eprintln!("tollgate-store: WARNING: --test-clock is on: clients may set the time with X-Tollgate-Now-Ns");
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "tollgate-store listening on {addr}");
+        let _ = out.flush();
+    }
+    let probe = app.clone();
+    tokio::spawn(async move {
+        match probe.backend.ping().await {
+            Ok(()) => eprintln!("tollgate-store: Redis is reachable"),
+            Err(e) => eprintln!("tollgate-store: warning: {e} (requests get 503 until it is)"),
+        }
+    });
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, server::router(app)).with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        r = &mut server => {
+            return match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("server failed: {e}")),
+                Err(e) => Err(format!("server failed: {e}")),
+            };
+        }
+        () = shutdown_signal() => {}
+    }
+    eprintln!("tollgate-store: shutting down");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(_) => eprintln!("tollgate-store: stopped"),
+        Err(_) => eprintln!("tollgate-store: stopped (requests still in flight after {SHUTDOWN_GRACE:?} were cut)"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod http;
+pub mod redis;
+pub mod store;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make bench` (after `make build` and `cargo build --release -p tollgate-e2e --bins`):
+# Tollgate vs Envoy alone vs Envoy's native local_ratelimit, side by side; writes
+# docs/benchmarks.md. The runner is tests/src/bin/bench.rs; settings are BENCH_* variables
+# (see its header), e.g. `BENCH_DURATION=2 BENCH_ROUNDS=1 BENCH_DOC=- make bench` for a quick look.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null; then
+  echo "bench: wrk is not installed: run \`make setup\` (installs the Debian package wrk)" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/envoy ]; then
+  echo "bench: Envoy not found at .venv/bin/envoy: run \`make setup\`" >&2
+  exit 1
+fi
+if [ ! -f target/wasm32-wasip1/release/tollgate.wasm ]; then
+  echo "bench: target/wasm32-wasip1/release/tollgate.wasm not found: run \`make build\`" >&2
+  exit 1
+fi
+for bin in bench mock-llm; do
+  if [ ! -x "target/release/$bin" ]; then
+    echo "bench: target/release/$bin not found: run \`cargo build --release -p tollgate-e2e --bins\` (or \`make bench\`)" >&2
+    exit 1
+  fi
+done
+if ! command -v taskset >/dev/null; then
+  echo "bench: taskset not found (util-linux): Envoy and wrk will share CPUs, figures will be noisier" >&2
+fi
+
+exec target/release/bench

@@ -1,0 +1,163 @@
+//! LLM traffic: what a request asks for (model, max tokens, stream), what to reserve before
+//! the response, what the response reports (usage), and what it costs.
+
+pub mod sse;
+pub mod usage;
+
+use crate::config::{Estimate, LlmConfig, Price, Unit};
+use serde_json::Value;
+pub use sse::SseUsageParser;
+pub use usage::{find_usage, Usage};
+
+/// The fields of an LLM request body that limits need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LlmRequest {
+    pub model: Option<String>,
+    /// `max_tokens`, `max_completion_tokens`, `max_output_tokens` or Gemini's
+    /// `generationConfig.maxOutputTokens`.
+    pub max_tokens: Option<u64>,
+    pub stream: bool,
+}
+
+impl LlmRequest {
+    pub fn from_body(body: &Value) -> LlmRequest {
+        let max_tokens = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+            .iter()
+            .find_map(|k| body.get(*k).and_then(Value::as_u64))
+            .or_else(|| body.pointer("/generationConfig/maxOutputTokens").and_then(Value::as_u64));
+        LlmRequest {
+            model: body.get("model").and_then(Value::as_str).map(str::to_string),
+            max_tokens,
+            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        }
+    }
+}
+
+/// Tokens reserved at admission for a rule of `unit`: `max_tokens` for total and output
+/// tokens (the output bound; input is charged when usage arrives), or a fixed number.
+pub fn estimate_tokens(llm: &LlmConfig, req: &LlmRequest, unit: Unit) -> u64 {
+    match llm.estimate {
+        Estimate::None => 0,
+        Estimate::Fixed(n) => n,
+        Estimate::MaxTokens => match unit {
+            Unit::Tokens | Unit::OutputTokens | Unit::CostUsd => req.max_tokens.unwrap_or(0),
+            _ => 0,
+        },
+    }
+}
+
+/// The model's price: the configured table, else `default_price`.
+pub fn price_of<'a>(llm: &'a LlmConfig, model: Option<&str>) -> Option<&'a Price> {
+    let model = model.unwrap_or("");
+    llm.prices.iter().find(|p| p.model == model).or(llm.default_price.as_ref())
+}
+
+/// Micro-dollars for `input` and `output` tokens at `price`, rounded up.
+pub fn cost_micro_usd(price: &Price, input: u64, output: u64) -> u64 {
+    let i = input as u128 * price.input_per_mtok_micro as u128;
+    let o = output as u128 * price.output_per_mtok_micro as u128;
+    (i + o).div_ceil(1_000_000).min(u64::MAX as u128) as u64
+}
+
+/// Units a finished response consumed for a rule of `unit`.
+pub fn units_used(unit: Unit, usage: &Usage, price: Option<&Price>) -> u64 {
+    match unit {
+        Unit::Tokens => usage.total_tokens(),
+        Unit::InputTokens => usage.input_tokens(),
+        Unit::OutputTokens => usage.output_tokens(),
+        Unit::CostUsd => price.map(|p| cost_micro_usd(p, usage.input_tokens(), usage.output_tokens())).unwrap_or(0),
+        Unit::Requests | Unit::Concurrent => 1,
+    }
+}
+
+/// Whether the path is an OpenAI-style endpoint whose streams report usage only when asked.
+pub fn asks_for_usage_when_streaming(path: &str) -> bool {
+    let p = path.split('?').next().unwrap_or(path);
+    p.ends_with("/chat/completions") || p.ends_with("/completions")
+}
+
+/// Rewrite a request body: set `stream_options.include_usage` on a streaming OpenAI-style
+/// request, and/or replace the model. Returns the new body when something changed.
+pub fn rewrite_body(body: &Value, include_usage: bool, set_model: Option<&str>) -> Option<Vec<u8>> {
+    let mut doc = body.clone();
+    let obj = doc.as_object_mut()?;
+    let mut changed = false;
+    if include_usage && obj.get("stream").and_then(Value::as_bool) == Some(true) {
+        let opts = obj.entry("stream_options").or_insert_with(|| Value::Object(Default::default()));
+        if let Some(o) = opts.as_object_mut() {
+            if o.get("include_usage").and_then(Value::as_bool) != Some(true) {
+                o.insert("include_usage".into(), Value::Bool(true));
+                changed = true;
+            }
+        }
+    }
+    if let Some(model) = set_model {
+        if obj.get("model").and_then(Value::as_str) != Some(model) {
+            obj.insert("model".into(), Value::String(model.to_string()));
+            changed = true;
+        }
+    }
+    if changed {
+        serde_json::to_vec(&doc).ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn llm() -> LlmConfig {
+        LlmConfig {
+            estimate: Estimate::MaxTokens,
+            prices: vec![Price {
+                model: "gpt-4o".into(),
+                input_per_mtok_micro: 2_500_000,
+                output_per_mtok_micro: 10_000_000,
+            }],
+            include_usage: true,
+            default_price: None,
+            usage_header: None,
+        }
+    }
+
+    #[test]
+    fn request_fields_from_every_provider_shape() {
+        let r = LlmRequest::from_body(&json!({"model": "gpt-4o", "max_completion_tokens": 50, "stream": true}));
+        assert_eq!(r, LlmRequest { model: Some("gpt-4o".into()), max_tokens: Some(50), stream: true });
+        let g = LlmRequest::from_body(&json!({"generationConfig": {"maxOutputTokens": 7}}));
+        assert_eq!(g.max_tokens, Some(7));
+    }
+
+    #[test]
+    fn estimates_by_unit() {
+        let r = LlmRequest { max_tokens: Some(100), ..Default::default() };
+        assert_eq!(estimate_tokens(&llm(), &r, Unit::Tokens), 100);
+        assert_eq!(estimate_tokens(&llm(), &r, Unit::InputTokens), 0);
+        let fixed = LlmConfig { estimate: Estimate::Fixed(30), ..llm() };
+        assert_eq!(estimate_tokens(&fixed, &r, Unit::InputTokens), 30);
+    }
+
+    #[test]
+    fn cost_in_micro_dollars_rounds_up() {
+        let c = llm();
+        let p = price_of(&c, Some("gpt-4o")).unwrap();
+        // 1000 input at $2.5/M = 2500 µ$; 100 output at $10/M = 1000 µ$.
+        assert_eq!(cost_micro_usd(p, 1000, 100), 3500);
+        assert_eq!(cost_micro_usd(p, 1, 0), 3);
+        assert!(price_of(&c, Some("unknown")).is_none());
+    }
+
+    #[test]
+    fn include_usage_and_model_rewrites() {
+        let b = json!({"model": "gpt-4o", "stream": true, "messages": []});
+        let out: Value = serde_json::from_slice(&rewrite_body(&b, true, None).unwrap()).unwrap();
+        assert_eq!(out["stream_options"]["include_usage"], true);
+        assert!(rewrite_body(&json!({"stream": false}), true, None).is_none());
+        let out: Value = serde_json::from_slice(&rewrite_body(&b, false, Some("gpt-4o-mini")).unwrap()).unwrap();
+        assert_eq!(out["model"], "gpt-4o-mini");
+        assert!(rewrite_body(&json!([1]), true, Some("m")).is_none());
+    }
+}

@@ -1,0 +1,282 @@
+//! The Redis side: one connection (single node, cluster or sentinel-discovered master), every
+//! call bounded by the configured timeout, and the compare-and-set script that commits a
+//! counter's new state only if nobody changed it since it was read.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{ErrorKind, RedisError, Value};
+
+use crate::config::RedisTarget;
+use crate::metrics::Metrics;
+
+/// Compare-and-set: KEYS[1] the counter; ARGV[1] the expected current value ('' = absent),
+/// ARGV[2] the new value, ARGV[3] the TTL in ms. Sets only if the current value equals the
+/// expected one and returns {1}; otherwise changes nothing and returns {0, current} (current
+/// '' when absent) so the caller can recompute without another round trip.
+/// No arithmetic happens in Lua: the state is opaque bytes computed in Rust.
+pub const CAS_SCRIPT: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == false then cur = '' end
+if cur ~= ARGV[1] then return {0, cur} end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return {1}
+"#;
+
+/// Why a Redis call failed: every variant answers 503 `store_unavailable`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// No answer within the timeout.
+    Timeout,
+    /// Connection refused or lost, or a server error.
+    Unavailable(String),
+    /// The counter kept changing: the compare-and-set retries ran out.
+    Contention,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Timeout => write!(f, "Redis did not answer in time"),
+            StoreError::Unavailable(why) => write!(f, "Redis is unavailable: {why}"),
+            StoreError::Contention => write!(f, "the counter is under too much contention, retry"),
+        }
+    }
+}
+
+/// Outcome of one compare-and-set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cas {
+    Set,
+    /// The value changed meanwhile: here is the current one (empty = absent).
+    Mismatch(Vec<u8>),
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+enum Target {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+}
+
+pub struct Backend {
+    target: Target,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    /// When the last attempt to connect failed: new attempts wait a little, so an outage
+    /// costs each request one quick failure rather than one connection attempt each.
+    last_failure: std::sync::Mutex<Option<Instant>>,
+    script: redis::Script,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+    /// For logging transitions only (not per request).
+    healthy: AtomicBool,
+}
+
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+impl Backend {
+    pub fn new(target: &RedisTarget, timeout: Duration, metrics: Arc<Metrics>) -> Result<Backend, String> {
+        let target = match target {
+            RedisTarget::Single(url) => {
+                Target::Single(redis::Client::open(url.as_str()).map_err(|e| format!("--redis: {e}"))?)
+            }
+            RedisTarget::Cluster(nodes) => Target::Cluster(
+                ClusterClient::builder(nodes.iter().map(String::as_str).collect::<Vec<_>>())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .build()
+                    .map_err(|e| format!("--redis: {e}"))?,
+            ),
+            RedisTarget::Sentinel { sentinels, service, tls, username, password, db } => {
+                let mut info = redis::RedisConnectionInfo::default().set_db(*db);
+                if let Some(u) = username {
+                    info = info.set_username(u);
+                }
+                if let Some(p) = password {
+                    info = info.set_password(p);
+                }
+                let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(info);
+                if *tls {
+                    node = node.set_tls_mode(redis::TlsMode::Secure);
+                }
+                let client = SentinelClient::build(
+                    sentinels.iter().map(String::as_str).collect::<Vec<_>>(),
+                    service.clone(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )
+                .map_err(|e| format!("--redis: {e}"))?;
+                Target::Sentinel(tokio::sync::Mutex::new(client))
+            }
+        };
+        Ok(Backend {
+            target,
+            conn: tokio::sync::Mutex::new(None),
+            last_failure: std::sync::Mutex::new(None),
+            script: redis::Script::new(CAS_SCRIPT),
+            timeout,
+            metrics,
+            healthy: AtomicBool::new(true),
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(200))
+    }
+
+    async fn connect(&self) -> Result<Conn, RedisError> {
+        match &self.target {
+            Target::Single(client) => {
+                Ok(Conn::Single(ConnectionManager::new_with_config(client.clone(), self.manager_config()).await?))
+            }
+            Target::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+            Target::Sentinel(sentinel) => {
+                let client = sentinel.lock().await.async_get_client().await?;
+                Ok(Conn::Single(ConnectionManager::new_with_config(client, self.manager_config()).await?))
+            }
+        }
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let recent_failure = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < RECONNECT_PAUSE);
+        if recent_failure {
+            return Err(StoreError::Unavailable("not connected".into()));
+        }
+        match self.connect().await {
+            Ok(c) => {
+                *guard = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                Err(StoreError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// Forget the connection after an error that suggests the server went away, so the next
+    /// call connects afresh (for sentinel: asks the sentinels for the current master).
+    /// A single node's ConnectionManager and a cluster connection reconnect by themselves.
+    async fn on_error(&self, e: &RedisError) {
+        let failover = matches!(e.kind(), ErrorKind::Server(redis::ServerErrorKind::ReadOnly));
+        if matches!(self.target, Target::Sentinel(_)) && (e.is_io_error() || e.is_connection_dropped() || failover) {
+            *self.conn.lock().await = None;
+        }
+    }
+
+    /// Run one Redis call under the timeout, with metrics and error mapping.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            let conn = self.conn().await?;
+            match f(conn).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    self.on_error(&e).await;
+                    Err(if e.is_timeout() { StoreError::Timeout } else { StoreError::Unavailable(e.to_string()) })
+                }
+            }
+        })
+        .await
+        .unwrap_or(Err(StoreError::Timeout));
+        match &result {
+            Ok(_) => {
+                self.metrics.redis_latency(start.elapsed());
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    eprintln!("tollgate-store: Redis is reachable again");
+                }
+            }
+            Err(e) => {
+                match e {
+                    StoreError::Timeout => Metrics::add(&self.metrics.redis_timeouts, 1),
+                    _ => Metrics::add(&self.metrics.redis_errors, 1),
+                }
+                if self.healthy.swap(false, Ordering::Relaxed) {
+                    eprintln!("tollgate-store: {e}");
+                }
+            }
+        }
+        result
+    }
+
+    /// The raw value of a counter (empty when absent).
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let cmd = redis::cmd("GET").arg(key).to_owned();
+        self.call(|conn| async move {
+            let v: Option<Vec<u8>> = match conn {
+                Conn::Single(mut c) => cmd.query_async(&mut c).await?,
+                Conn::Cluster(mut c) => cmd.query_async(&mut c).await?,
+            };
+            Ok(v.unwrap_or_default())
+        })
+        .await
+    }
+
+    /// Set `key` to `new` (expiring in `ttl_ms`) only if its value is still `expected`.
+    pub async fn cas(&self, key: &str, expected: &[u8], new: &[u8], ttl_ms: u64) -> Result<Cas, StoreError> {
+        let mut invocation = self.script.key(key);
+        invocation.arg(expected).arg(new).arg(ttl_ms.max(1));
+        let value: Value = self
+            .call(|conn| async move {
+                match conn {
+                    Conn::Single(mut c) => invocation.invoke_async(&mut c).await,
+                    Conn::Cluster(mut c) => invocation.invoke_async(&mut c).await,
+                }
+            })
+            .await?;
+        match value {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(1)] => Ok(Cas::Set),
+                [Value::Int(0), Value::BulkString(cur)] => Ok(Cas::Mismatch(cur.clone())),
+                [Value::Int(0), Value::Nil] | [Value::Int(0)] => Ok(Cas::Mismatch(Vec::new())),
+                other => Err(StoreError::Unavailable(format!("unexpected script reply {other:?}"))),
+            },
+            other => Err(StoreError::Unavailable(format!("unexpected script reply {other:?}"))),
+        }
+    }
+
+    /// PING (used by /healthz).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let cmd = redis::cmd("PING");
+        self.call(|conn| async move {
+            let _: Value = match conn {
+                Conn::Single(mut c) => cmd.query_async(&mut c).await?,
+                Conn::Cluster(mut c) => cmd.query_async(&mut c).await?,
+            };
+            Ok(())
+        })
+        .await
+    }
+}

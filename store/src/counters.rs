@@ -1,0 +1,303 @@
+//! The proxy operations on counters: check-and-charge a batch, lease, adjust.
+//!
+//! Every decision is computed by the filter's own code (`tollgate::algorithm`), on the state
+//! read from Redis, and committed with the compare-and-set script: if the counter changed
+//! between the read and the write, the script returns the current value and the decision is
+//! recomputed on it (at most `MAX_CAS_RETRIES` times). Decisions are therefore exactly the
+//! filter's, and atomic per counter across every replica of the store.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::time::Duration;
+
+use tollgate::algorithm::{Algorithm, Decision, Nanos, Quota, State};
+
+use crate::backend::{Backend, Cas, StoreError};
+use crate::metrics::Metrics;
+
+/// Retries of one compare-and-set before giving up with `StoreError::Contention`.
+pub const MAX_CAS_RETRIES: u32 = 64;
+
+/// Added to every TTL so a key outlives its counter's idle time a little.
+pub const TTL_MARGIN_MS: u64 = 1_000;
+
+/// TTLs are capped (10 years): a counter idle for longer is forgotten.
+pub const MAX_TTL_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
+
+/// One counter: a rule's counter of one key hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counter {
+    pub rule: String,
+    /// 16 lower-case hex digits (validated).
+    pub key: String,
+    pub algorithm: Algorithm,
+    pub quota: Quota,
+}
+
+/// The Redis key of a counter: `tollgate:{KEYHASH}:RULE`. The hash tag `{KEYHASH}` puts every
+/// counter of one key in one Redis Cluster slot.
+pub fn redis_key(key_hash: &str, rule: &str) -> String {
+    format!("tollgate:{{{key_hash}}}:{rule}")
+}
+
+impl Counter {
+    pub fn redis_key(&self) -> String {
+        redis_key(&self.key, &self.rule)
+    }
+
+    /// How long the key must live: until the counter is back to a fresh-equivalent state
+    /// (the decision's reset time, plus one window for the sliding window, whose previous
+    /// window still weighs), plus a margin.
+    pub fn ttl_ms(&self, d: &Decision) -> u64 {
+        let extra = match self.algorithm {
+            Algorithm::SlidingWindow => self.quota.window_ns,
+            _ => 0,
+        };
+        ns_to_ms_ceil(d.reset_after_ns.saturating_add(extra)).saturating_add(TTL_MARGIN_MS).min(MAX_TTL_MS)
+    }
+}
+
+pub fn ns_to_ms_ceil(ns: u64) -> u64 {
+    ns.div_ceil(1_000_000)
+}
+
+pub fn encode(state: &State) -> Vec<u8> {
+    let mut out = [0u8; State::BYTES];
+    state.encode(&mut out);
+    out.to_vec()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Index of the first check that denied (then nothing was charged).
+    pub denied_by: Option<usize>,
+    pub results: Vec<Decision>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseOutcome {
+    pub granted: u64,
+    pub decision: Decision,
+}
+
+/// Striped per-counter locks of one replica: requests of one replica for the same counter
+/// take turns, so compare-and-set conflicts only happen between replicas (and a hot counter
+/// costs no wasted round trips). Only one lock is held at a time: no deadlock.
+pub struct KeyLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for KeyLocks {
+    fn default() -> KeyLocks {
+        KeyLocks { stripes: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect() }
+    }
+}
+
+impl KeyLocks {
+    /// Lock `key`'s stripe, waiting at most `wait`.
+    async fn lock(&self, key: &str, wait: Duration) -> Result<tokio::sync::MutexGuard<'_, ()>, StoreError> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let len = self.stripes.len().max(1) as u64;
+        let Some(stripe) = self.stripes.get((h.finish() % len) as usize) else {
+            return Err(StoreError::Unavailable("no lock stripe".into()));
+        };
+        tokio::time::timeout(wait, stripe.lock()).await.map_err(|_| StoreError::Timeout)
+    }
+}
+
+/// A short random pause after repeated conflicts with other replicas (0..=2 ms).
+async fn backoff(attempt: u32) {
+    if attempt < 2 {
+        return;
+    }
+    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    tokio::time::sleep(Duration::from_micros(r % 2_000)).await;
+}
+
+pub struct Counters<'a> {
+    pub backend: &'a Backend,
+    pub metrics: &'a Metrics,
+    pub locks: &'a KeyLocks,
+}
+
+impl Counters<'_> {
+    /// Check every counter for its cost; the batch is denied if any check denies, and then
+    /// nothing is charged (charges already committed are refunded). Same semantics as the
+    /// filter's engine: read and decide all first; if all allow, commit each with CAS.
+    pub async fn check(&self, checks: &[(Counter, u64)], now: Nanos) -> Result<BatchOutcome, StoreError> {
+        let reads = futures_util::future::join_all(checks.iter().map(|(c, _)| self.backend.get_key(c))).await;
+        let mut plans: Vec<(Vec<u8>, Decision, State)> = Vec::with_capacity(checks.len());
+        for ((counter, cost), read) in checks.iter().zip(reads) {
+            let old = read?;
+            let (d, s) = counter.algorithm.check(State::decode(&old), now, *cost, &counter.quota);
+            plans.push((old, d, s));
+        }
+        if let Some(i) = plans.iter().position(|(_, d, _)| !d.allowed) {
+            return Ok(BatchOutcome { denied_by: Some(i), results: plans.iter().map(|(_, d, _)| *d).collect() });
+        }
+        let mut results: Vec<Decision> = Vec::with_capacity(checks.len());
+        for (i, ((counter, cost), (old, d, s))) in checks.iter().zip(plans).enumerate() {
+            let committed = if *cost == 0 {
+                Ok(d)
+            } else {
+                self.commit(counter, old, d, s, |state| counter.algorithm.check(state, now, *cost, &counter.quota))
+                    .await
+            };
+            let failure = match committed {
+                Ok(d) if d.allowed => {
+                    results.push(d);
+                    continue;
+                }
+                Ok(d) => Ok(d),
+                Err(e) => Err(e),
+            };
+            // Denied on a retry (another request took the quota first), or Redis failed:
+            // undo this batch's charges.
+            for ((c, cost), _) in checks.iter().zip(&results) {
+                if *cost > 0 {
+                    self.adjust(c, -clamp_i64(*cost), now).await?;
+                }
+            }
+            let denial = failure?;
+            results.push(denial);
+            for (c, cost) in checks.iter().skip(i + 1) {
+                let old = self.backend.get_key(c).await?;
+                results.push(c.algorithm.check(State::decode(&old), now, *cost, &c.quota).0);
+            }
+            return Ok(BatchOutcome { denied_by: Some(i), results });
+        }
+        Ok(BatchOutcome { denied_by: None, results })
+    }
+
+    /// Commit `new` over `old` with CAS; on a mismatch, recompute with `decide` on the current
+    /// value. Returns the committed decision, or the denial that a recomputation produced
+    /// (then nothing was written).
+    async fn commit(
+        &self,
+        counter: &Counter,
+        mut old: Vec<u8>,
+        mut d: Decision,
+        mut s: State,
+        decide: impl Fn(State) -> (Decision, State),
+    ) -> Result<Decision, StoreError> {
+        let key = counter.redis_key();
+        let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
+        for attempt in 0..=MAX_CAS_RETRIES {
+            if !d.allowed {
+                return Ok(d);
+            }
+            match self.backend.cas(&key, &old, &encode(&s), counter.ttl_ms(&d)).await? {
+                Cas::Set => return Ok(d),
+                Cas::Mismatch(current) => {
+                    Metrics::add(&self.metrics.cas_retries, 1);
+                    old = current;
+                    (d, s) = decide(State::decode(&old));
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Metrics::add(&self.metrics.cas_exhausted, 1);
+        Err(StoreError::Contention)
+    }
+
+    /// Forced signed adjustment of one counter (`delta > 0` charges even beyond capacity,
+    /// `delta < 0` refunds). Returns the counter's state after it, as a peek decision.
+    pub async fn adjust(&self, counter: &Counter, delta: i64, now: Nanos) -> Result<Decision, StoreError> {
+        let key = counter.redis_key();
+        let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
+        let mut old = self.backend.get_key(counter).await?;
+        for attempt in 0..=MAX_CAS_RETRIES {
+            let new = if delta == 0 {
+                State::decode(&old)
+            } else {
+                counter.algorithm.adjust(State::decode(&old), now, delta, &counter.quota)
+            };
+            let (peek, _) = counter.algorithm.check(new, now, 0, &counter.quota);
+            let bytes = encode(&new);
+            if delta == 0 || (bytes == old) || (old.is_empty() && new == State::default()) {
+                return Ok(peek);
+            }
+            match self.backend.cas(&key, &old, &bytes, counter.ttl_ms(&peek)).await? {
+                Cas::Set => return Ok(peek),
+                Cas::Mismatch(current) => {
+                    Metrics::add(&self.metrics.cas_retries, 1);
+                    old = current;
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Metrics::add(&self.metrics.cas_exhausted, 1);
+        Err(StoreError::Contention)
+    }
+
+    /// Refund `returned` unspent units, then grant up to `want` units: as many as can be
+    /// admitted now, charged at once (so the fleet never admits more than the limit).
+    pub async fn lease(&self, counter: &Counter, want: u64, returned: u64, now: Nanos) -> Result<LeaseOutcome, StoreError> {
+        let key = counter.redis_key();
+        let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
+        let mut old = self.backend.get_key(counter).await?;
+        for attempt in 0..=MAX_CAS_RETRIES {
+            let (outcome, new) = lease_on(counter, State::decode(&old), want, returned, now);
+            let bytes = encode(&new);
+            if bytes == old || (old.is_empty() && new == State::default()) {
+                return Ok(outcome);
+            }
+            match self.backend.cas(&key, &old, &bytes, counter.ttl_ms(&outcome.decision)).await? {
+                Cas::Set => return Ok(outcome),
+                Cas::Mismatch(current) => {
+                    Metrics::add(&self.metrics.cas_retries, 1);
+                    old = current;
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Metrics::add(&self.metrics.cas_exhausted, 1);
+        Err(StoreError::Contention)
+    }
+}
+
+/// The pure lease step: refund `returned`, then grant g = the most units up to `want` that
+/// the algorithm admits at once now, charged. The decision reports the counter after the
+/// grant; when g == 0 and `want > 0`, `retry_after_ns` says when one unit is admitted.
+pub fn lease_on(counter: &Counter, state: State, want: u64, returned: u64, now: Nanos) -> (LeaseOutcome, State) {
+    let (alg, q) = (counter.algorithm, &counter.quota);
+    let state = if returned > 0 { alg.adjust(state, now, -clamp_i64(returned), q) } else { state };
+    let (peek, _) = alg.check(state, now, 0, q);
+    let mut hi = want.min(peek.remaining);
+    let granted = if hi == 0 {
+        0
+    } else if alg.check(state, now, hi, q).0.allowed {
+        hi
+    } else {
+        // Largest admitted cost in [0, hi): admission is monotonic in the cost.
+        let mut lo = 0u64;
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if alg.check(state, now, mid, q).0.allowed {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    if granted > 0 {
+        let (d, s) = alg.check(state, now, granted, q);
+        return (LeaseOutcome { granted, decision: d }, s);
+    }
+    let mut d = peek;
+    if want > 0 {
+        d.retry_after_ns = alg.check(state, now, 1, q).0.retry_after_ns;
+    }
+    (LeaseOutcome { granted: 0, decision: d }, state)
+}
+
+pub fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Backend {
+    async fn get_key(&self, counter: &Counter) -> Result<Vec<u8>, StoreError> {
+        self.get(&counter.redis_key()).await
+    }
+}

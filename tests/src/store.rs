@@ -1,0 +1,174 @@
+//! A running `tollgate-store` (the workspace's built binary) on a free port, killed on drop;
+//! its stderr is printed when the test failed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::http::{Request, Response};
+use crate::{Proc, TempDir};
+
+pub const PROXY_TOKEN: &str = "test-proxy-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// The built `tollgate-store` binary, or a failure that says how to build it.
+pub fn store_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TOLLGATE_STORE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join("tollgate-store");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("tollgate-store not found next to {}: run `cargo build -p tollgate-store`", exe.display());
+}
+
+pub struct Store {
+    pub port: u16,
+    dir: TempDir,
+    proc: Option<Proc>,
+}
+
+impl Store {
+    /// Start against `redis_url` with the test tokens, on a free port; `extra` are more flags.
+    pub fn start(redis_url: &str, extra: &[&str]) -> Store {
+        let mut args = vec!["--redis", redis_url];
+        args.extend_from_slice(extra);
+        Store::start_with(&args)
+    }
+
+    /// Start with exactly these flags plus `--listen 127.0.0.1:0` and the test tokens.
+    pub fn start_with(flags: &[&str]) -> Store {
+        let dir = TempDir::new("store");
+        let err_path = dir.0.join("stderr.log");
+        let err = std::fs::File::create(&err_path).unwrap();
+        let mut child = Command::new(store_bin())
+            .args(flags)
+            .args(["--listen", "127.0.0.1:0", "--proxy-token", PROXY_TOKEN, "--admin-token", ADMIN_TOKEN])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("spawn tollgate-store");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the store never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+        let proc = Proc { name: "tollgate-store".into(), child };
+        let port = line
+            .trim()
+            .strip_prefix("tollgate-store listening on ")
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok());
+        let Some(port) = port else {
+            drop(proc);
+            panic!(
+                "tollgate-store printed {line:?}, expected `tollgate-store listening on 127.0.0.1:PORT`. stderr:\n{}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        };
+        Store { port, dir, proc: Some(proc) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        crate::http::get(&self.url(path)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// POST JSON with the proxy token.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Response {
+        self.request(path, body, None)
+    }
+
+    /// POST JSON with the proxy token at a chosen time (the store must run with `--test-clock`).
+    pub fn post_at(&self, path: &str, body: &serde_json::Value, now_ns: u64) -> Response {
+        self.request(path, body, Some(now_ns))
+    }
+
+    fn request(&self, path: &str, body: &serde_json::Value, now_ns: Option<u64>) -> Response {
+        let mut req = Request::post(&self.url(path), &body.to_string())
+            .header("authorization", &format!("Bearer {PROXY_TOKEN}"));
+        if let Some(now) = now_ns {
+            req = req.header("x-tollgate-now-ns", &now.to_string());
+        }
+        req.send().unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// Send SIGTERM and wait (up to `timeout`) for the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let proc = self.proc.as_mut()?;
+        let _ = Command::new("kill").args(["-TERM", &proc.child.id().to_string()]).status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        drop(self.proc.take());
+        if std::thread::panicking() {
+            eprintln!("---- tollgate-store stderr (test failed) ----\n{}\n---- end ----", self.stderr());
+        }
+    }
+}
+
+/// Run `tollgate-store` with `args` (and only the environment variables in `env`) expecting
+/// it to exit within `timeout`: (exit code, stdout, stderr). A run still going then is killed
+/// and reported with exit code None.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (Option<i32>, String, String) {
+    let mut child = Command::new(store_bin())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tollgate-store");
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    (code, out, err)
+}
