@@ -26,6 +26,9 @@ pub struct Check {
     pub cost: u64,
     /// Shadow checks are charged when they allow, but never deny the request.
     pub shadow: bool,
+    /// Throttle: a denial whose exact wait is at most this long is admitted late instead:
+    /// the cost is charged now (into debt) and the request is held for the wait. 0 = off.
+    pub max_wait_ns: u64,
 }
 
 /// What happened to one check.
@@ -35,6 +38,8 @@ pub struct Verdict {
     pub place: Place,
     /// Whether the cost was written to the counter (so it may need a refund or settlement).
     pub charged: bool,
+    /// How long the request must be held before it goes on (throttle); 0 = at once.
+    pub delay_ns: u64,
 }
 
 /// Engine counters for metrics.
@@ -64,6 +69,13 @@ pub struct Outcome {
     pub stats: EngineStats,
 }
 
+impl Outcome {
+    /// How long the request must be held (the longest throttle wait).
+    pub fn delay_ns(&self) -> u64 {
+        self.verdicts.iter().map(|v| v.delay_ns).max().unwrap_or(0)
+    }
+}
+
 /// A counter read and the write that would charge it.
 struct Plan {
     place: Place,
@@ -72,6 +84,18 @@ struct Plan {
     /// The entry's new bytes when the decision allows.
     bytes: Vec<u8>,
     evicts: bool,
+    delay_ns: u64,
+}
+
+impl Plan {
+    fn verdict(&self, charged: bool) -> Verdict {
+        Verdict {
+            decision: self.decision,
+            place: self.place,
+            charged,
+            delay_ns: if charged { self.delay_ns } else { 0 },
+        }
+    }
 }
 
 pub struct Engine {
@@ -110,8 +134,7 @@ impl Engine {
         let mut plans: Vec<Plan> = checks.iter().map(|c| self.plan(store, c, now)).collect();
         let denied_by = checks.iter().zip(&plans).position(|(c, p)| !c.shadow && !p.decision.allowed);
         if denied_by.is_some() {
-            let verdicts =
-                plans.iter().map(|p| Verdict { decision: p.decision, place: p.place, charged: false }).collect();
+            let verdicts = plans.iter().map(|p| p.verdict(false)).collect();
             return Outcome { verdicts, denied_by, stats };
         }
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(checks.len());
@@ -120,7 +143,7 @@ impl Engine {
             let verdict = loop {
                 if !plan.decision.allowed {
                     if check.shadow {
-                        break Verdict { decision: plan.decision, place: plan.place, charged: false };
+                        break plan.verdict(false);
                     }
                     // Another worker took the quota first: undo this request's charges.
                     for (c, v) in checks.iter().zip(&verdicts) {
@@ -129,22 +152,22 @@ impl Engine {
                         }
                     }
                     verdicts.iter_mut().for_each(|v| v.charged = false);
-                    verdicts.push(Verdict { decision: plan.decision, place: plan.place, charged: false });
+                    verdicts.push(plan.verdict(false));
                     let rest = checks.iter().skip(i + 1).map(|c| {
                         let p = self.plan(store, c, now);
-                        Verdict { decision: p.decision, place: p.place, charged: false }
+                        p.verdict(false)
                     });
                     verdicts.extend(rest);
                     return Outcome { verdicts, denied_by: Some(i), stats };
                 }
                 if check.cost == 0 {
-                    break Verdict { decision: plan.decision, place: plan.place, charged: false };
+                    break plan.verdict(false);
                 }
                 match store.set(self.place_name(plan.place), &plan.bytes, plan.cas) {
                     Ok(()) => {
                         stats.evictions += plan.evicts as u32;
                         stats.overflows += matches!(plan.place, Place::Overflow(_)) as u32;
-                        break Verdict { decision: plan.decision, place: plan.place, charged: true };
+                        break plan.verdict(true);
                     }
                     Err(StoreError::CasMismatch) if tries < MAX_CAS_RETRIES => {
                         tries += 1;
@@ -176,20 +199,20 @@ impl Engine {
             Lookup::Free { way, evicts } => (way, State::default(), evicts),
             Lookup::Full => return self.plan_overflow(store, check, now),
         };
-        let (decision, new_state) = check.algorithm.check(state, now, check.cost, &check.quota);
+        let (decision, new_state, delay_ns) = decide(check, state, now);
         let rec = Record { key: check.key.0, idle_at: idle_at(check, &decision, now), state: new_state };
         let bytes = if decision.allowed { with_record(&bytes, way, &rec) } else { Vec::new() };
-        Plan { place: Place::Set(set), cas, decision, bytes, evicts }
+        Plan { place: Place::Set(set), cas, decision, bytes, evicts, delay_ns }
     }
 
     fn plan_overflow(&self, store: &dyn SharedStore, check: &Check, now: Nanos) -> Plan {
         let place = Place::Overflow(check.rule);
         let (bytes, cas) = store.get(self.place_name(place)).unwrap_or_else(|| (Vec::new(), 0));
         let state = Record::decode(&bytes).state;
-        let (decision, new_state) = check.algorithm.check(state, now, check.cost, &check.quota);
+        let (decision, new_state, delay_ns) = decide(check, state, now);
         let mut out = vec![0u8; RECORD_BYTES];
         Record { key: u64::MAX, idle_at: idle_at(check, &decision, now), state: new_state }.encode_into(&mut out);
-        Plan { place, cas, decision, bytes: out, evicts: false }
+        Plan { place, cas, decision, bytes: out, evicts: false, delay_ns }
     }
 
     /// Apply a signed correction to a counter charged earlier (refund, or settle a reservation
@@ -242,6 +265,20 @@ impl Engine {
         let zero = Check { cost: 0, ..*check };
         self.plan(store, &zero, now).decision
     }
+}
+
+/// The algorithm's decision, or for a throttle check whose wait fits `max_wait`: a charge
+/// into debt now, and the wait. The bucket algorithms make this exact: the debt delays the
+/// next request by precisely the cost, so held requests leave in order, evenly spaced.
+fn decide(check: &Check, state: State, now: Nanos) -> (Decision, State, u64) {
+    let (decision, new_state) = check.algorithm.check(state, now, check.cost, &check.quota);
+    let wait = decision.retry_after_ns;
+    if decision.allowed || check.max_wait_ns == 0 || wait > check.max_wait_ns {
+        return (decision, new_state, 0);
+    }
+    let charged = check.algorithm.adjust(state, now, clamp_i64(check.cost), &check.quota);
+    let (peek, _) = check.algorithm.check(charged, now, 0, &check.quota);
+    (Decision { allowed: true, remaining: 0, reset_after_ns: peek.reset_after_ns, retry_after_ns: 0 }, charged, wait)
 }
 
 /// When the counter will be back to its fresh state (so its record may be reused).

@@ -28,6 +28,8 @@ pub enum RuleStatus {
     MissingKey,
     /// A degrade rule over its limit: the request goes on, degraded.
     Degraded,
+    /// A throttle rule over its limit: the request is held, then goes on.
+    Throttled,
 }
 
 impl RuleStatus {
@@ -39,6 +41,7 @@ impl RuleStatus {
             RuleStatus::Unlimited => "unlimited",
             RuleStatus::MissingKey => "missing_key",
             RuleStatus::Degraded => "degraded",
+            RuleStatus::Throttled => "throttled",
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct Evaluation {
     pub reservations: Vec<Reservation>,
     /// The first degrade rule over its limit (index into the rules).
     pub degraded_by: Option<usize>,
+    /// Throttle: hold the request this long before letting it go on.
+    pub hold_ns: u64,
 }
 
 impl Default for Reply {
@@ -184,7 +189,9 @@ impl Limiter {
 
     /// Decide one request: every matching rule applies; the request is denied if any
     /// (non-shadow) rule denies, and then consumes no quota.
-    pub fn evaluate(&self, store: &dyn SharedStore, req: &Request, now: Nanos) -> Evaluation {
+    ///
+    /// `can_hold`: whether the worker's throttle queue has room (else throttle rules reject).
+    pub fn evaluate(&self, store: &dyn SharedStore, req: &Request, now: Nanos, can_hold: bool) -> Evaluation {
         if self.is_exempt(req.path) || self.config.rules.is_empty() {
             return Evaluation::pass();
         }
@@ -234,6 +241,7 @@ impl Limiter {
                 key,
                 cost,
                 shadow: matches!(rule.strategy, Strategy::Shadow | Strategy::Degrade),
+                max_wait_ns: if rule.strategy == Strategy::Throttle && can_hold { rule.max_wait.as_nanos() } else { 0 },
             });
             prices.push(price);
             outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Allowed, near_limit: false });
@@ -244,19 +252,14 @@ impl Limiter {
         let outcome = self.engine.admit(store, &checks, now);
         let mut eval = self.finish(&checks, &outcome.verdicts, outcome.denied_by, outcomes, outcome.stats);
         if outcome.denied_by.is_none() {
+            eval.hold_ns = outcome.delay_ns();
             eval.reservations = checks
                 .iter()
                 .zip(&outcome.verdicts)
                 .zip(prices)
                 .filter_map(|((c, v), price)| {
                     let unit = self.config.rules.get(c.rule)?.unit;
-                    (v.charged && unit != Unit::Requests).then_some(Reservation {
-                        check: *c,
-                        place: v.place,
-                        reserved: c.cost,
-                        unit,
-                        price,
-                    })
+                    v.charged.then_some(Reservation { check: *c, place: v.place, reserved: c.cost, unit, price })
                 })
                 .collect();
         }
@@ -320,6 +323,21 @@ impl Limiter {
         stats
     }
 
+    /// Give back everything a request was charged (a held request whose client went away).
+    pub fn refund(&self, store: &dyn SharedStore, reservations: &[Reservation], now: Nanos) -> EngineStats {
+        let mut stats = EngineStats::default();
+        for r in reservations {
+            let delta = -(i64::try_from(r.reserved).unwrap_or(i64::MAX));
+            self.engine.adjust(store, &r.check, r.place, delta, now, &mut stats);
+        }
+        stats
+    }
+
+    /// Whether any rule holds requests (so the glue runs a tick to release them).
+    pub fn throttles(&self) -> bool {
+        self.config.rules.iter().any(|r| r.enabled && r.strategy == Strategy::Throttle)
+    }
+
     fn finish(
         &self,
         checks: &[Check],
@@ -334,6 +352,7 @@ impl Limiter {
             let d: Decision = verdict.decision;
             if let Some(o) = outcomes.iter_mut().find(|o| o.rule == check.rule) {
                 o.status = match (d.allowed, rule.strategy) {
+                    (true, _) if verdict.delay_ns > 0 => RuleStatus::Throttled,
                     (true, _) => RuleStatus::Allowed,
                     (false, Strategy::Shadow) => RuleStatus::ShadowDenied,
                     (false, Strategy::Degrade) => RuleStatus::Degraded,
@@ -362,7 +381,7 @@ impl Limiter {
             }
         };
         let degraded_by = outcomes.iter().find(|o| o.status == RuleStatus::Degraded).map(|o| o.rule);
-        Evaluation { reply, rules: outcomes, stats, reservations: Vec::new(), degraded_by }
+        Evaluation { reply, rules: outcomes, stats, reservations: Vec::new(), degraded_by, hold_ns: 0 }
     }
 
     /// A local refusal that is not a rate limit (403 missing key, 400 unknown model).

@@ -85,3 +85,8 @@ pub fn rule_metric_name(rule: &str, m: RuleMetric) -> String {
 pub fn proxy_metric_name(m: ProxyMetric) -> String {
     format!("tollgate.{}", m.as_str())
 }
+
+/// Gauge: requests held right now by throttle rules, over all workers.
+pub const THROTTLE_QUEUE: &str = "tollgate.throttle_queue";
+/// Histogram: how long throttled requests were held, in milliseconds.
+pub const THROTTLE_WAIT_MS: &str = "tollgate.throttle_wait_ms";

@@ -243,6 +243,8 @@ pub struct Config {
     pub response: ResponseConfig,
     pub slots: SlotsConfig,
     pub max_body_bytes: u64,
+    /// Requests one worker may hold at once for throttle rules; beyond it they are rejected.
+    pub throttle_queue: u32,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -258,6 +260,7 @@ const TOP_FIELDS: &[&str] = &[
     "debug",
     "slots",
     "max_body_bytes",
+    "throttle_queue",
 ];
 
 const RULE_FIELDS: &[&str] = &[
@@ -368,6 +371,8 @@ impl Config {
             response,
             slots,
             max_body_bytes: top.opt_positive("max_body_bytes")?.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            throttle_queue: u32::try_from(top.opt_positive("throttle_queue")?.unwrap_or(1000))
+                .map_err(|_| ConfigError::new("throttle_queue", "is too large"))?,
         })
     }
 
@@ -511,6 +516,14 @@ fn parse_rule(v: &Value, path: &str) -> Result<Rule, ConfigError> {
             })
         }
     };
+    if strategy == Strategy::Throttle
+        && !matches!(algorithm, Some(Algorithm::TokenBucket | Algorithm::LeakyBucket | Algorithm::Gcra))
+    {
+        return Err(ConfigError::new(
+            &o.at("strategy"),
+            "\"throttle\" needs algorithm token_bucket, leaky_bucket or gcra (they know the exact wait)",
+        ));
+    }
     if strategy == Strategy::Degrade && degrade.is_none() {
         return Err(ConfigError::new(&o.at("degrade"), "is required with strategy \"degrade\""));
     }

@@ -15,6 +15,7 @@ fn check(rule: usize, algorithm: Algorithm, limit: u64, key: u64) -> Check {
         key: KeyHash(key),
         cost: 1,
         shadow: false,
+        max_wait_ns: 0,
     }
 }
 
@@ -153,4 +154,43 @@ fn adjust_refunds_and_settles() {
     assert_eq!(e.peek(&s, &c, T0).remaining, 35);
     e.adjust(&s, &c, place, -65, T0, &mut stats);
     assert_eq!(e.peek(&s, &c, T0).remaining, 100);
+}
+
+#[test]
+fn throttled_checks_are_admitted_late_in_order_and_evenly_spaced() {
+    let (e, s) = engine(1024);
+    // 10 per second, burst 10, hold up to 5 s.
+    let c = Check {
+        quota: Quota { limit: 10, window_ns: NANOS_PER_SEC, burst: 10 },
+        max_wait_ns: 5 * NANOS_PER_SEC,
+        ..check(0, Algorithm::Gcra, 10, 11)
+    };
+    let delays: Vec<u64> = (0..30).map(|_| e.admit(&s, &[c], T0).delay_ns()).collect();
+    assert!(delays[..10].iter().all(|d| *d == 0));
+    for (i, d) in delays[10..].iter().enumerate() {
+        assert_eq!(*d, (i as u64 + 1) * NANOS_PER_SEC / 10, "held request {i}");
+    }
+    // Beyond max_wait: denied at once.
+    let far = Check { max_wait_ns: NANOS_PER_SEC, ..c };
+    assert_eq!(e.admit(&s, &[far], T0).denied_by, Some(0));
+}
+
+#[test]
+fn refunding_held_requests_gives_their_places_back() {
+    for algorithm in [Algorithm::LeakyBucket, Algorithm::Gcra, Algorithm::TokenBucket] {
+        let (e, s) = engine(1024);
+        let c = Check {
+            quota: Quota { limit: 1, window_ns: NANOS_PER_SEC, burst: 1 },
+            max_wait_ns: 10 * NANOS_PER_SEC,
+            ..check(0, algorithm, 1, 12)
+        };
+        assert_eq!(e.admit(&s, &[c], T0).delay_ns(), 0);
+        let held: Vec<Outcome> = (0..5).map(|_| e.admit(&s, &[c], T0)).collect();
+        assert_eq!(held[4].delay_ns(), 5 * NANOS_PER_SEC, "{algorithm:?}");
+        let mut stats = EngineStats::default();
+        for o in &held {
+            e.adjust(&s, &c, o.verdicts[0].place, -1, T0 + 1, &mut stats);
+        }
+        assert_eq!(e.admit(&s, &[c], T0 + 2).delay_ns(), NANOS_PER_SEC - 2, "{algorithm:?}");
+    }
 }

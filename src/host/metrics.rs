@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::engine::EngineStats;
 use crate::limiter::{Evaluation, RuleStatus};
-use crate::metrics::{proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric};
+use crate::metrics::{proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric, THROTTLE_QUEUE, THROTTLE_WAIT_MS};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
@@ -12,6 +12,10 @@ pub struct Metrics {
     rules: Vec<[Option<u32>; RuleMetric::ALL.len()]>,
     /// By `ProxyMetric as usize`.
     proxy: [Option<u32>; ProxyMetric::ALL.len()],
+    /// Requests held right now by throttle rules (a gauge every worker adds to).
+    throttle_queue: Option<u32>,
+    /// How long released requests were held, in ms.
+    throttle_wait_ms: Option<u32>,
 }
 
 fn counter(name: &str) -> Option<u32> {
@@ -23,7 +27,31 @@ impl Metrics {
         let rules =
             config.rules.iter().map(|r| RuleMetric::ALL.map(|m| counter(&rule_metric_name(&r.name, m)))).collect();
         let proxy = ProxyMetric::ALL.map(|m| counter(&proxy_metric_name(m)));
-        Metrics { rules, proxy }
+        Metrics {
+            rules,
+            proxy,
+            throttle_queue: hostcalls::define_metric(MetricType::Gauge, THROTTLE_QUEUE).ok(),
+            throttle_wait_ms: hostcalls::define_metric(MetricType::Histogram, THROTTLE_WAIT_MS).ok(),
+        }
+    }
+
+    pub fn held(&self) {
+        if let Some(id) = self.throttle_queue {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    pub fn abandoned(&self) {
+        if let Some(id) = self.throttle_queue {
+            let _ = hostcalls::increment_metric(id, -1);
+        }
+    }
+
+    pub fn released(&self, waited_ns: u64) {
+        self.abandoned();
+        if let Some(id) = self.throttle_wait_ms {
+            let _ = hostcalls::record_metric(id, waited_ns / 1_000_000);
+        }
     }
 
     fn bump(id: Option<u32>, by: u64) {
@@ -47,6 +75,7 @@ impl Metrics {
                 RuleStatus::Denied | RuleStatus::MissingKey => RuleMetric::Denied,
                 RuleStatus::ShadowDenied => RuleMetric::ShadowDenied,
                 RuleStatus::Degraded => RuleMetric::Degraded,
+                RuleStatus::Throttled => RuleMetric::Throttled,
             };
             self.rule(o.rule, m);
             if o.near_limit {

@@ -2,6 +2,7 @@
 //! metrics, and an HTTP context per request that builds a `Request`, asks the `Limiter`,
 //! and carries out its `Reply`. All decisions live in the pure modules.
 
+mod held;
 mod metrics;
 mod shared_data;
 
@@ -10,6 +11,7 @@ use crate::limiter::{Evaluation, Limiter, Reply, Reservation};
 use crate::llm::{self, SseUsageParser, Usage};
 use crate::metrics::ProxyMetric;
 use crate::request::Request;
+use held::{HeldQueue, SharedQueue};
 use metrics::Metrics;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -26,11 +28,15 @@ proxy_wasm::main! {{
 struct Active {
     limiter: Limiter,
     metrics: Metrics,
+    held: SharedQueue,
 }
 
 struct TollgateRoot {
     active: Option<Rc<Active>>,
 }
+
+/// How often held requests are checked for release.
+const TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Context for TollgateRoot {}
 
@@ -61,12 +67,24 @@ impl RootContext for TollgateRoot {
         } else {
             log::info!("disabled by configuration (\"enabled\": false): every request passes");
         }
-        self.active = Some(Rc::new(Active { limiter, metrics }));
+        let held = HeldQueue::new(limiter.config.throttle_queue as usize);
+        if limiter.throttles() {
+            let _ = hostcalls::set_tick_period(TICK);
+        }
+        self.active = Some(Rc::new(Active { limiter, metrics, held }));
         true
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(TollgateFilter { active: self.active.clone(), ..TollgateFilter::default() }))
+    fn on_tick(&mut self) {
+        let Some(active) = &self.active else { return };
+        let waits = active.held.borrow_mut().release_due(now_nanos());
+        for wait in waits {
+            active.metrics.released(wait);
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(TollgateFilter { active: self.active.clone(), context_id, ..TollgateFilter::default() }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -90,6 +108,9 @@ enum UsageReader {
 #[derive(Default)]
 struct TollgateFilter {
     active: Option<Rc<Active>>,
+    context_id: u32,
+    /// Held by a throttle rule (until the root context resumes it).
+    held: bool,
     /// Kept only while the body is being buffered.
     request_headers: Vec<(String, String)>,
     /// Rate-limit headers to add to the upstream's response.
@@ -145,7 +166,9 @@ impl TollgateFilter {
             peer: peer.as_deref(),
             body,
         };
-        let eval = active.limiter.evaluate(&HostSharedData, &req, now_nanos());
+        let now = now_nanos();
+        let can_hold = active.held.borrow().has_room();
+        let eval = active.limiter.evaluate(&HostSharedData, &req, now, can_hold);
         active.metrics.record(&eval);
         let debug = active.limiter.config.debug.then(|| self.debug(active, &req, &eval));
         if matches!(eval.reply, Reply::Continue { .. }) {
@@ -157,6 +180,12 @@ impl TollgateFilter {
                 self.response_headers = headers;
                 if let Some(d) = debug {
                     self.response_headers.push(("x-tollgate-rules", d));
+                }
+                if eval.hold_ns > 0 {
+                    active.held.borrow_mut().hold(self.context_id, now, eval.hold_ns);
+                    active.metrics.held();
+                    self.held = true;
+                    return Action::Pause;
                 }
                 Action::Continue
             }
@@ -198,7 +227,7 @@ impl TollgateFilter {
 
     /// Settle reservations with the usage the response reported.
     fn settle(&mut self, active: &Active) {
-        if self.reservations.is_empty() {
+        if !self.reservations.iter().any(|r| r.unit != crate::config::Unit::Requests) {
             return;
         }
         let mut usage = match std::mem::take(&mut self.usage) {
@@ -332,8 +361,15 @@ impl HttpContext for TollgateFilter {
 
     fn on_log(&mut self) {
         // Every stream ends here, however it ended (complete, reset, abort, timeout).
-        if let Some(active) = self.active.clone() {
-            self.settle(&active);
+        let Some(active) = self.active.clone() else { return };
+        if self.held && active.held.borrow_mut().forget(self.context_id) {
+            // The client left while held: free its place and give back its charges.
+            active.metrics.abandoned();
+            let reservations = std::mem::take(&mut self.reservations);
+            let stats = active.limiter.refund(&HostSharedData, &reservations, now_nanos());
+            active.metrics.record_stats(&stats);
+            return;
         }
+        self.settle(&active);
     }
 }

@@ -24,7 +24,7 @@ impl Fixture {
     fn eval(&self, method: &str, path: &str, hs: &[(&str, &str)], peer: &str) -> Evaluation {
         let hs = headers(hs);
         let req = Request { method, path, headers: &hs, peer: Some(peer), body: None };
-        self.limiter.evaluate(&self.store, &req, T0)
+        self.limiter.evaluate(&self.store, &req, T0, true)
     }
 
     fn status(&self, path: &str, hs: &[(&str, &str)]) -> u32 {

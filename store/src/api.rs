@@ -81,7 +81,8 @@ pub fn parse_adjustments(body: &[u8]) -> Result<Vec<(Counter, i64)>, ApiError> {
 
 /// The body's top-level array `field`, with 1..=MAX_ITEMS items.
 fn items(body: &[u8], field: &str) -> Result<Vec<Value>, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("invalid JSON ({e})")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("invalid JSON ({e})")))?;
     let Value::Object(mut top) = v else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
@@ -176,9 +177,8 @@ impl<'a> Item<'a> {
         })?;
         let limit = self.req_positive("limit")?;
         let window_ms = self.req_positive("window_ms")?;
-        let window_ns = window_ms
-            .checked_mul(1_000_000)
-            .ok_or_else(|| ApiError::invalid(&self.at("window_ms"), "is too large"))?;
+        let window_ns =
+            window_ms.checked_mul(1_000_000).ok_or_else(|| ApiError::invalid(&self.at("window_ms"), "is too large"))?;
         let burst = self.positive("burst")?.unwrap_or(limit);
         Ok(Counter {
             rule: rule.to_string(),
@@ -228,7 +228,8 @@ mod tests {
         parse_checks(body.as_bytes()).unwrap_err().message
     }
 
-    const OK: &str = r#"{"rule":"per-key-rpm","key":"00ff00ff00ff00ff","algorithm":"token_bucket","limit":60,"window_ms":60000}"#;
+    const OK: &str =
+        r#"{"rule":"per-key-rpm","key":"00ff00ff00ff00ff","algorithm":"token_bucket","limit":60,"window_ms":60000}"#;
 
     #[test]
     fn parses_defaults() {
@@ -259,8 +260,10 @@ mod tests {
         assert_eq!(err(r#"{"checks":[{"key":"00ff00ff00ff00ff"}]}"#), "checks[0].rule: is required");
         let many: Vec<Value> = (0..257).map(|_| serde_json::from_str(OK).unwrap()).collect();
         assert_eq!(err(&json!({ "checks": many }).to_string()), "checks: at most 256 items per call, got 257");
-        let e = parse_adjustments(br#"{"adjustments":[{"rule":"r","key":"00ff00ff00ff00ff","algorithm":"gcra","limit":1,"window_ms":1}]}"#)
-            .unwrap_err();
+        let e = parse_adjustments(
+            br#"{"adjustments":[{"rule":"r","key":"00ff00ff00ff00ff","algorithm":"gcra","limit":1,"window_ms":1}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.message, "adjustments[0].delta: is required");
     }
 }

@@ -40,7 +40,14 @@ pub enum RedisTarget {
     Cluster(Vec<String>),
     /// Sentinel: the sentinel node URLs, the master's name, and the URL-form settings of the
     /// master connection (credentials, db, TLS).
-    Sentinel { sentinels: Vec<String>, service: String, tls: bool, username: Option<String>, password: Option<String>, db: i64 },
+    Sentinel {
+        sentinels: Vec<String>,
+        service: String,
+        tls: bool,
+        username: Option<String>,
+        password: Option<String>,
+        db: i64,
+    },
 }
 
 impl RedisTarget {
@@ -196,7 +203,9 @@ fn parse_redis(urls: &[String]) -> Result<RedisTarget, String> {
                 let mut parts = path.trim_start_matches('/').split('/');
                 let service = parts.next().unwrap_or("").to_string();
                 if service.is_empty() {
-                    return Err("--redis: a sentinel URL needs the master's name: redis+sentinel://host:26379/NAME".into());
+                    return Err(
+                        "--redis: a sentinel URL needs the master's name: redis+sentinel://host:26379/NAME".into()
+                    );
                 }
                 let db = match parts.next() {
                     None | Some("") => 0,
@@ -262,8 +271,9 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.redis_timeout, Duration::from_millis(200));
         assert!(!c.test_clock);
-        let c = run(&[], &[("REDIS_URL", "rediss://h:1"), ("TOLLGATE_PROXY_TOKEN", "p"), ("TOLLGATE_ADMIN_TOKEN", "a")])
-            .unwrap();
+        let c =
+            run(&[], &[("REDIS_URL", "rediss://h:1"), ("TOLLGATE_PROXY_TOKEN", "p"), ("TOLLGATE_ADMIN_TOKEN", "a")])
+                .unwrap();
         assert_eq!(c.redis, RedisTarget::Single("rediss://h:1".into()));
     }
 
@@ -279,14 +289,21 @@ mod tests {
 
     #[test]
     fn cluster_and_sentinel_urls() {
-        let c = run(&["--redis", "redis+cluster://:pw@h1:7000,h2:7001", "--proxy-token", "p", "--admin-token", "a"], &[])
-            .unwrap();
+        let c =
+            run(&["--redis", "redis+cluster://:pw@h1:7000,h2:7001", "--proxy-token", "p", "--admin-token", "a"], &[])
+                .unwrap();
         assert_eq!(c.redis, RedisTarget::Cluster(vec!["redis://:pw@h1:7000".into(), "redis://:pw@h2:7001".into()]));
-        let c = run(&["--redis", "redis://h1:1", "--redis", "redis://h2:2", "--proxy-token", "p", "--admin-token", "a"], &[])
-            .unwrap();
+        let c = run(
+            &["--redis", "redis://h1:1", "--redis", "redis://h2:2", "--proxy-token", "p", "--admin-token", "a"],
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.redis, RedisTarget::Cluster(vec!["redis://h1:1".into(), "redis://h2:2".into()]));
-        let c = run(&["--redis", "redis+sentinel://:s3@s1:26379,s2:26379/main/2", "--proxy-token", "p", "--admin-token", "a"], &[])
-            .unwrap();
+        let c = run(
+            &["--redis", "redis+sentinel://:s3@s1:26379,s2:26379/main/2", "--proxy-token", "p", "--admin-token", "a"],
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             c.redis,
             RedisTarget::Sentinel {

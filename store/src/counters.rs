@@ -125,23 +125,26 @@ impl Counters<'_> {
     /// nothing is charged (charges already committed are refunded). Same semantics as the
     /// filter's engine: read and decide all first; if all allow, commit each with CAS.
     pub async fn check(&self, checks: &[(Counter, u64)], now: Nanos) -> Result<BatchOutcome, StoreError> {
-        let reads = futures_util::future::join_all(checks.iter().map(|(c, _)| self.backend.get_key(c))).await;
-        let mut plans: Vec<(Vec<u8>, Decision, State)> = Vec::with_capacity(checks.len());
-        for ((counter, cost), read) in checks.iter().zip(reads) {
-            let old = read?;
-            let (d, s) = counter.algorithm.check(State::decode(&old), now, *cost, &counter.quota);
-            plans.push((old, d, s));
-        }
-        if let Some(i) = plans.iter().position(|(_, d, _)| !d.allowed) {
-            return Ok(BatchOutcome { denied_by: Some(i), results: plans.iter().map(|(_, d, _)| *d).collect() });
+        let decide = |c: &Counter, cost: u64, state: State| c.algorithm.check(state, now, cost, &c.quota);
+        // Several checks: decide all first, so a denied batch writes nothing at all.
+        let mut planned: Vec<Decision> = Vec::new();
+        if checks.len() > 1 {
+            let reads = futures_util::future::join_all(checks.iter().map(|(c, _)| self.backend.get_key(c))).await;
+            for ((counter, cost), read) in checks.iter().zip(reads) {
+                planned.push(decide(counter, *cost, State::decode(&read?)).0);
+            }
+            if let Some(i) = planned.iter().position(|d| !d.allowed) {
+                return Ok(BatchOutcome { denied_by: Some(i), results: planned });
+            }
         }
         let mut results: Vec<Decision> = Vec::with_capacity(checks.len());
-        for (i, ((counter, cost), (old, d, s))) in checks.iter().zip(plans).enumerate() {
-            let committed = if *cost == 0 {
-                Ok(d)
+        for (i, (counter, cost)) in checks.iter().enumerate() {
+            let committed = if *cost > 0 {
+                self.commit(counter, |state| decide(counter, *cost, state)).await
+            } else if let Some(d) = planned.get(i) {
+                Ok(*d)
             } else {
-                self.commit(counter, old, d, s, |state| counter.algorithm.check(state, now, *cost, &counter.quota))
-                    .await
+                self.backend.get_key(counter).await.map(|old| decide(counter, 0, State::decode(&old)).0)
             };
             let failure = match committed {
                 Ok(d) if d.allowed => {
@@ -151,7 +154,7 @@ impl Counters<'_> {
                 Ok(d) => Ok(d),
                 Err(e) => Err(e),
             };
-            // Denied on a retry (another request took the quota first), or Redis failed:
+            // Denied now (another request took the quota since the plan), or Redis failed:
             // undo this batch's charges.
             for ((c, cost), _) in checks.iter().zip(&results) {
                 if *cost > 0 {
@@ -162,26 +165,25 @@ impl Counters<'_> {
             results.push(denial);
             for (c, cost) in checks.iter().skip(i + 1) {
                 let old = self.backend.get_key(c).await?;
-                results.push(c.algorithm.check(State::decode(&old), now, *cost, &c.quota).0);
+                results.push(decide(c, *cost, State::decode(&old)).0);
             }
             return Ok(BatchOutcome { denied_by: Some(i), results });
         }
         Ok(BatchOutcome { denied_by: None, results })
     }
 
-    /// Commit `new` over `old` with CAS; on a mismatch, recompute with `decide` on the current
-    /// value. Returns the committed decision, or the denial that a recomputation produced
-    /// (then nothing was written).
+    /// Under the counter's lock: read it, decide, and commit the new state with CAS; on a
+    /// mismatch (another replica wrote meanwhile), decide again on the current value.
+    /// Returns the committed decision, or a denial (then nothing was written).
     async fn commit(
         &self,
         counter: &Counter,
-        mut old: Vec<u8>,
-        mut d: Decision,
-        mut s: State,
         decide: impl Fn(State) -> (Decision, State),
     ) -> Result<Decision, StoreError> {
         let key = counter.redis_key();
         let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
+        let mut old = self.backend.get(&key).await?;
+        let (mut d, mut s) = decide(State::decode(&old));
         for attempt in 0..=MAX_CAS_RETRIES {
             if !d.allowed {
                 return Ok(d);
@@ -232,7 +234,13 @@ impl Counters<'_> {
 
     /// Refund `returned` unspent units, then grant up to `want` units: as many as can be
     /// admitted now, charged at once (so the fleet never admits more than the limit).
-    pub async fn lease(&self, counter: &Counter, want: u64, returned: u64, now: Nanos) -> Result<LeaseOutcome, StoreError> {
+    pub async fn lease(
+        &self,
+        counter: &Counter,
+        want: u64,
+        returned: u64,
+        now: Nanos,
+    ) -> Result<LeaseOutcome, StoreError> {
         let key = counter.redis_key();
         let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
         let mut old = self.backend.get_key(counter).await?;

@@ -14,6 +14,9 @@ pub mod counters;
 pub mod metrics;
 pub mod server;
 
+#[cfg(test)]
+mod parity_tests;
+
 use std::future::IntoFuture;
 use std::io::Write;
 use std::sync::Arc;

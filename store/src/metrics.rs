@@ -57,21 +57,44 @@ impl Metrics {
         {
             let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
             for ((endpoint, status), n) in map.iter() {
-                let _ = writeln!(out, "tollgate_store_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}");
+                let _ =
+                    writeln!(out, "tollgate_store_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}");
             }
         }
         out.push_str("# HELP tollgate_store_check_decisions_total Decisions of POST /v1/check calls (a call is denied if any of its checks denies).\n");
         out.push_str("# TYPE tollgate_store_check_decisions_total counter\n");
-        let _ = writeln!(out, "tollgate_store_check_decisions_total{{decision=\"allowed\"}} {}", get(&self.checks_allowed));
-        let _ = writeln!(out, "tollgate_store_check_decisions_total{{decision=\"denied\"}} {}", get(&self.checks_denied));
+        let _ =
+            writeln!(out, "tollgate_store_check_decisions_total{{decision=\"allowed\"}} {}", get(&self.checks_allowed));
+        let _ =
+            writeln!(out, "tollgate_store_check_decisions_total{{decision=\"denied\"}} {}", get(&self.checks_denied));
         let counters: [(&str, &str, &AtomicU64); 7] = [
             ("tollgate_store_lease_units_granted_total", "Units granted by POST /v1/lease.", &self.lease_units_granted),
-            ("tollgate_store_lease_units_returned_total", "Unspent units returned to POST /v1/lease.", &self.lease_units_returned),
+            (
+                "tollgate_store_lease_units_returned_total",
+                "Unspent units returned to POST /v1/lease.",
+                &self.lease_units_returned,
+            ),
             ("tollgate_store_adjustments_total", "Adjustments applied by POST /v1/adjust.", &self.adjustments),
-            ("tollgate_store_cas_retries_total", "Compare-and-set writes retried because the counter changed meanwhile.", &self.cas_retries),
-            ("tollgate_store_cas_exhausted_total", "Operations that gave up after the maximum number of compare-and-set retries.", &self.cas_exhausted),
-            ("tollgate_store_redis_errors_total", "Redis calls that failed (connection refused or lost, server error).", &self.redis_errors),
-            ("tollgate_store_redis_timeouts_total", "Redis calls that did not answer within --redis-timeout-ms.", &self.redis_timeouts),
+            (
+                "tollgate_store_cas_retries_total",
+                "Compare-and-set writes retried because the counter changed meanwhile.",
+                &self.cas_retries,
+            ),
+            (
+                "tollgate_store_cas_exhausted_total",
+                "Operations that gave up after the maximum number of compare-and-set retries.",
+                &self.cas_exhausted,
+            ),
+            (
+                "tollgate_store_redis_errors_total",
+                "Redis calls that failed (connection refused or lost, server error).",
+                &self.redis_errors,
+            ),
+            (
+                "tollgate_store_redis_timeouts_total",
+                "Redis calls that did not answer within --redis-timeout-ms.",
+                &self.redis_timeouts,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", get(c));

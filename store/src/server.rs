@@ -120,7 +120,10 @@ fn now(app: &App, headers: &HeaderMap) -> Result<Nanos, ApiError> {
                 .ok_or_else(|| ApiError::invalid("X-Tollgate-Now-Ns", "must be nanoseconds since the epoch"));
         }
     }
-    Ok(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)).unwrap_or(0))
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0))
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
@@ -129,7 +132,8 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
         code: "payload_too_large",
         message: format!("request body larger than {MAX_BODY_BYTES} bytes"),
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
@@ -158,7 +162,8 @@ async fn check(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         let (bytes, now) = proxy_call(&app, &headers, body).await?;
         let checks = api::parse_checks(&bytes)?;
         let outcome = app.counters().check(&checks, now).await.map_err(|e| unavailable(&e))?;
-        let counter = if outcome.denied_by.is_none() { &app.metrics.checks_allowed } else { &app.metrics.checks_denied };
+        let counter =
+            if outcome.denied_by.is_none() { &app.metrics.checks_allowed } else { &app.metrics.checks_denied };
         Metrics::add(counter, 1);
         Ok(api::check_response(&outcome))
     }

@@ -143,7 +143,12 @@ impl Redis {
 
     fn launch(&mut self) {
         self.proc = Some(spawn_server(self.port, &self.dir, &[]));
-        assert!(wait_for_ping(self.port, Duration::from_secs(10)), "redis-server on port {} did not answer PING:\n{}", self.port, self.log());
+        assert!(
+            wait_for_ping(self.port, Duration::from_secs(10)),
+            "redis-server on port {} did not answer PING:\n{}",
+            self.port,
+            self.log()
+        );
     }
 
     pub fn url(&self) -> String {

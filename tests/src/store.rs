@@ -2,10 +2,10 @@
 //! its stderr is printed when the test failed.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::http::{Request, Response};
 use crate::{Proc, TempDir};
@@ -13,19 +13,56 @@ use crate::{Proc, TempDir};
 pub const PROXY_TOKEN: &str = "test-proxy-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// The built `tollgate-store` binary, or a failure that says how to build it.
+/// The built `tollgate-store` binary, or a failure that says how to build it (also when it
+/// is older than its sources: a stale binary would test old code).
 pub fn store_bin() -> PathBuf {
     if let Ok(p) = std::env::var("TOLLGATE_STORE_BIN") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().unwrap();
-    for dir in exe.ancestors().skip(1).take(3) {
-        let candidate = dir.join("tollgate-store");
-        if candidate.is_file() {
-            return candidate;
+    let bin = exe
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("tollgate-store"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("tollgate-store not found next to {}: run `cargo build -p tollgate-store`", exe.display())
+        });
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some((newest, path))) = (built, newest_source()) {
+        assert!(
+            built >= newest,
+            "{} is older than {}: run `cargo build -p tollgate-store`",
+            bin.display(),
+            path.display()
+        );
+    }
+    bin
+}
+
+/// The most recently modified source the store binary is built from (the store's own code
+/// and the filter's algorithms), with its modification time.
+fn newest_source() -> Option<(SystemTime, PathBuf)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            // tollgatectl's own files do not go into the tollgate-store binary.
+            if p.ends_with("ctl") || p.ends_with("tollgatectl.rs") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
         }
     }
-    panic!("tollgate-store not found next to {}: run `cargo build -p tollgate-store`", exe.display());
+    let root = crate::repo_root();
+    let mut files = vec![root.join("store/openapi.json")];
+    walk(&root.join("store/src"), &mut files);
+    walk(&root.join("src/algorithm"), &mut files);
+    files.into_iter().filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p))).max()
 }
 
 pub struct Store {
@@ -105,8 +142,8 @@ impl Store {
     }
 
     fn request(&self, path: &str, body: &serde_json::Value, now_ns: Option<u64>) -> Response {
-        let mut req = Request::post(&self.url(path), &body.to_string())
-            .header("authorization", &format!("Bearer {PROXY_TOKEN}"));
+        let mut req =
+            Request::post(&self.url(path), &body.to_string()).header("authorization", &format!("Bearer {PROXY_TOKEN}"));
         if let Some(now) = now_ns {
             req = req.header("x-tollgate-now-ns", &now.to_string());
         }

@@ -440,9 +440,17 @@ fn the_documented_differences_are_exactly_as_documented() {
 const PROBES: &[&str] = &[
     r#"0"#,
     r#"1"#,
+    r#"32"#,
     r#"33"#,
+    r#"63"#,
     r#"64"#,
+    r#"399"#,
+    r#"400"#,
     r#"429"#,
+    r#"599"#,
+    r#"600"#,
+    r#"16777216"#,
+    r#"16777217"#,
     r#"70000"#,
     r#"-1"#,
     r#"1.5"#,
@@ -557,6 +565,14 @@ fn the_schema_and_the_parser_agree_on_every_mutation_of_every_config() {
         "global rule".into(),
         json!({"store": {"token": "t"}, "rules": [{"name": "g", "algorithm": "gcra", "limit": 1, "window": "1s",
                                                    "scope": "global", "sync": "strict"}]}),
+    ));
+    bases.push((
+        "top-level extras and a throttled rule".into(),
+        json!({"debug": true, "enabled": false, "slots": {"capacity": 1024}, "max_body_bytes": 65536,
+               "api_key": {"headers": [], "query": "key"},
+               "rules": [{"name": "m", "enabled": false, "key": ["ip", "body:/model"], "missing_key": "skip",
+                          "algorithm": "leaky_bucket", "limit": 5, "window": "10s", "burst": 8,
+                          "strategy": "throttle", "max_wait": "500ms"}]}),
     ));
     bases.push((
         "cost rule".into(),

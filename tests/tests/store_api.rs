@@ -217,8 +217,12 @@ fn wrong_or_missing_token_is_401_and_changes_nothing() {
         ("/v1/adjust", json!({"adjustments": [with(c.clone(), "delta", json!(5))]})),
     ];
     for (path, body) in &bodies {
-        for auth in [None, Some("Bearer nope".to_string()), Some(format!("Bearer {ADMIN_TOKEN}")), Some(PROXY_TOKEN.to_string())]
-        {
+        for auth in [
+            None,
+            Some("Bearer nope".to_string()),
+            Some(format!("Bearer {ADMIN_TOKEN}")),
+            Some(PROXY_TOKEN.to_string()),
+        ] {
             let mut req = Request::post(&s.url(path), &body.to_string());
             if let Some(a) = &auth {
                 req = req.header("authorization", a);
@@ -233,23 +237,59 @@ fn wrong_or_missing_token_is_401_and_changes_nothing() {
     assert!(redis.keys().is_empty(), "{:?}", redis.keys());
 }
 
+/// POST a body of 1 MiB + 1 byte: with a Content-Length (announced, nothing sent) or chunked
+/// (sent until the store answers).
+fn oversized(s: &Store, path: &str, content_length: Option<usize>) -> tollgate_e2e::http::Response {
+    use std::io::{BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let length = match content_length {
+        Some(n) => format!("content-length: {n}\r\n"),
+        None => "transfer-encoding: chunked\r\n".to_string(),
+    };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {PROXY_TOKEN}\r\ncontent-type: application/json\r\n{length}\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    if content_length.is_none() {
+        let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+        for _ in 0..17 {
+            if stream.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+        }
+    }
+    tollgate_e2e::http::read_response(&mut BufReader::new(stream)).unwrap()
+}
+
 #[test]
 fn invalid_requests_are_400_naming_the_field() {
     let redis = Redis::start();
     let s = Store::start(&redis.url(), &[]);
     let c = counter("v", &key(400), "token_bucket", 10, 1000);
     let err = |path: &str, body: &str| {
-        let r = Request::post(&s.url(path), body).header("authorization", &format!("Bearer {PROXY_TOKEN}")).send().unwrap();
-        (r.status, r.json()["error"]["message"].as_str().unwrap_or_default().to_string(), r.json()["error"]["code"].clone())
+        let r =
+            Request::post(&s.url(path), body).header("authorization", &format!("Bearer {PROXY_TOKEN}")).send().unwrap();
+        (
+            r.status,
+            r.json()["error"]["message"].as_str().unwrap_or_default().to_string(),
+            r.json()["error"]["code"].clone(),
+        )
     };
     let checks = |c: Value| json!({"checks": [c]}).to_string();
     let cases = [
         (checks(with(c.clone(), "window_ms", json!(0))), "checks[0].window_ms: must be positive"),
         (checks(with(c.clone(), "limit", json!("10"))), "checks[0].limit: must be a positive integer"),
         (checks(with(c.clone(), "burst", json!(0))), "checks[0].burst: must be positive"),
-        (checks(with(c.clone(), "key", json!("sk-live-raw-key"))), "checks[0].key: must be 16 hexadecimal digits (the key hash)"),
+        (
+            checks(with(c.clone(), "key", json!("sk-live-raw-key"))),
+            "checks[0].key: must be 16 hexadecimal digits (the key hash)",
+        ),
         (checks(with(c.clone(), "cost", json!(-2))), "checks[0].cost: must be a non-negative integer"),
-        (json!({"checks": [c.clone(), with(c.clone(), "rule", Value::Null)]}).to_string(), "checks[1].rule: is required"),
+        (
+            json!({"checks": [c.clone(), with(c.clone(), "rule", Value::Null)]}).to_string(),
+            "checks[1].rule: is required",
+        ),
         ("{\"checks\": 5}".to_string(), "checks: must be an array"),
         ("[]".to_string(), "body: must be a JSON object"),
     ];
@@ -266,7 +306,8 @@ fn invalid_requests_are_400_naming_the_field() {
     assert!(got.starts_with("body: invalid JSON"), "{got}");
     let (status, got, _) = err("/v1/lease", &json!({"leases": [with(c.clone(), "want", json!(-1))]}).to_string());
     assert_eq!((status, got.as_str()), (400, "leases[0].want: must be a non-negative integer"));
-    let (status, got, _) = err("/v1/adjust", &json!({"adjustments": [with(c.clone(), "delta", json!(1.5))]}).to_string());
+    let (status, got, _) =
+        err("/v1/adjust", &json!({"adjustments": [with(c.clone(), "delta", json!(1.5))]}).to_string());
     assert_eq!((status, got.as_str()), (400, "adjustments[0].delta: must be an integer"));
     let many: Vec<Value> = (0..257).map(|_| c.clone()).collect();
     let (status, got, _) = err("/v1/check", &json!({ "checks": many }).to_string());
@@ -274,10 +315,11 @@ fn invalid_requests_are_400_naming_the_field() {
     // 256 is fine.
     let many: Vec<Value> = (0..256).map(|i| counter("v", &key(1000 + i), "fixed_window", 10, 1000)).collect();
     assert_eq!(check(&s, many)["results"].as_array().unwrap().len(), 256);
-    // Bodies over 1 MiB: 413.
-    let big = format!("{{\"checks\": [], \"pad\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
-    let (status, _, code) = err("/v1/check", &big);
-    assert_eq!((status, code), (413, json!("payload_too_large")));
+    // Bodies over 1 MiB: 413 (as soon as the length is known; the rest is not read).
+    let r = oversized(&s, "/v1/check", Some(1024 * 1024 + 1));
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (413, json!("payload_too_large")));
+    let r = oversized(&s, "/v1/check", None);
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (413, json!("payload_too_large")));
     // Unknown paths and methods: JSON errors too.
     let r = s.get("/v1/nope");
     assert_eq!((r.status, r.json()["error"]["code"].clone()), (404, json!("not_found")));
