@@ -37,6 +37,8 @@ pub enum StoreError {
     Unavailable(String),
     /// The counter kept changing: the compare-and-set retries ran out.
     Contention,
+    /// Too many requests of this replica queued for the same counter (waited too long).
+    Busy,
 }
 
 impl std::fmt::Display for StoreError {
@@ -45,6 +47,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Timeout => write!(f, "Redis did not answer in time"),
             StoreError::Unavailable(why) => write!(f, "Redis is unavailable: {why}"),
             StoreError::Contention => write!(f, "the counter is under too much contention, retry"),
+            StoreError::Busy => write!(f, "too many requests queued for the same counter, retry"),
         }
     }
 }

@@ -17,6 +17,9 @@ use crate::metrics::Metrics;
 /// Retries of one compare-and-set before giving up with `StoreError::Contention`.
 pub const MAX_CAS_RETRIES: u32 = 64;
 
+/// A request waits at most this many Redis timeouts for its turn on a counter.
+pub const LOCK_WAIT_TIMEOUTS: u32 = 5;
+
 /// Added to every TTL so a key outlives its counter's idle time a little.
 pub const TTL_MARGIN_MS: u64 = 1_000;
 
@@ -101,7 +104,7 @@ impl KeyLocks {
         let Some(stripe) = self.stripes.get((h.finish() % len) as usize) else {
             return Err(StoreError::Unavailable("no lock stripe".into()));
         };
-        tokio::time::timeout(wait, stripe.lock()).await.map_err(|_| StoreError::Timeout)
+        tokio::time::timeout(wait, stripe.lock()).await.map_err(|_| StoreError::Busy)
     }
 }
 
@@ -121,6 +124,20 @@ pub struct Counters<'a> {
 }
 
 impl Counters<'_> {
+    /// How long a request may queue behind others of this replica for one counter.
+    fn lock_wait(&self) -> Duration {
+        self.backend.timeout().saturating_mul(LOCK_WAIT_TIMEOUTS)
+    }
+
+    /// This replica's turn on a counter.
+    async fn turn(&self, key: &str) -> Result<tokio::sync::MutexGuard<'_, ()>, StoreError> {
+        let turn = self.locks.lock(key, self.lock_wait()).await;
+        if turn.is_err() {
+            Metrics::add(&self.metrics.busy, 1);
+        }
+        turn
+    }
+
     /// Check every counter for its cost; the batch is denied if any check denies, and then
     /// nothing is charged (charges already committed are refunded). Same semantics as the
     /// filter's engine: read and decide all first; if all allow, commit each with CAS.
@@ -181,7 +198,7 @@ impl Counters<'_> {
         decide: impl Fn(State) -> (Decision, State),
     ) -> Result<Decision, StoreError> {
         let key = counter.redis_key();
-        let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
+        let _turn = self.turn(&key).await?;
         let mut old = self.backend.get(&key).await?;
         let (mut d, mut s) = decide(State::decode(&old));
         for attempt in 0..=MAX_CAS_RETRIES {
@@ -206,7 +223,7 @@ impl Counters<'_> {
     /// `delta < 0` refunds). Returns the counter's state after it, as a peek decision.
     pub async fn adjust(&self, counter: &Counter, delta: i64, now: Nanos) -> Result<Decision, StoreError> {
         let key = counter.redis_key();
-        let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
+        let _turn = self.turn(&key).await?;
         let mut old = self.backend.get_key(counter).await?;
         for attempt in 0..=MAX_CAS_RETRIES {
             let new = if delta == 0 {
@@ -242,7 +259,7 @@ impl Counters<'_> {
         now: Nanos,
     ) -> Result<LeaseOutcome, StoreError> {
         let key = counter.redis_key();
-        let _turn = self.locks.lock(&key, self.backend.timeout()).await?;
+        let _turn = self.turn(&key).await?;
         let mut old = self.backend.get_key(counter).await?;
         for attempt in 0..=MAX_CAS_RETRIES {
             let (outcome, new) = lease_on(counter, State::decode(&old), want, returned, now);

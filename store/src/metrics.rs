@@ -20,6 +20,7 @@ pub struct Metrics {
     pub adjustments: AtomicU64,
     pub cas_retries: AtomicU64,
     pub cas_exhausted: AtomicU64,
+    pub busy: AtomicU64,
     pub redis_errors: AtomicU64,
     pub redis_timeouts: AtomicU64,
     redis_latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
@@ -67,7 +68,7 @@ impl Metrics {
             writeln!(out, "tollgate_store_check_decisions_total{{decision=\"allowed\"}} {}", get(&self.checks_allowed));
         let _ =
             writeln!(out, "tollgate_store_check_decisions_total{{decision=\"denied\"}} {}", get(&self.checks_denied));
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 8] = [
             ("tollgate_store_lease_units_granted_total", "Units granted by POST /v1/lease.", &self.lease_units_granted),
             (
                 "tollgate_store_lease_units_returned_total",

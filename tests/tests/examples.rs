@@ -250,7 +250,8 @@ fn default_rules_per_ip_bites_before_per_user_and_expensive_endpoints_at_ten() {
     let llm = MockLlm::start();
     let envoy = Envoy::standalone(&config, llm.port);
     let send = |method: &str, path: &str, key: Option<&str>, ip: &str| {
-        let mut r = if method == "POST" { Request::post(&envoy.url(path), "{}") } else { Request::get(&envoy.url(path)) };
+        let mut r =
+            if method == "POST" { Request::post(&envoy.url(path), "{}") } else { Request::get(&envoy.url(path)) };
         r = r.header("x-forwarded-for", ip);
         if let Some(k) = key {
             r = r.header("authorization", &format!("Bearer {k}"));
@@ -264,7 +265,11 @@ fn default_rules_per_ip_bites_before_per_user_and_expensive_endpoints_at_ten() {
         assert_eq!(r.status, 200, "batch {i}: {}", r.text());
         assert_eq!(r.header("x-ratelimit-remaining"), Some((9 - i).to_string().as_str()), "the tightest rule");
     }
-    assert_denied(&send("POST", "/v1/batches", Some("sk-a"), "1.2.3.4"), "expensive_operations", "Rate limit exceeded: 10 per 1m");
+    assert_denied(
+        &send("POST", "/v1/batches", Some("sk-a"), "1.2.3.4"),
+        "expensive_operations",
+        "Rate limit exceeded: 10 per 1m",
+    );
     assert_eq!(send("POST", "/v1/images/generations", Some("sk-a"), "1.2.3.4").status, 200, "another endpoint");
     assert_eq!(send("GET", "/v1/batches", Some("sk-a"), "1.2.3.4").status, 200, "GET is not expensive");
     // One user from one address: the per-IP 50 bites before the per-user 100.

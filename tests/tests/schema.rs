@@ -239,7 +239,10 @@ fn the_schema_is_a_valid_draft_2020_12_schema_with_descriptions_everywhere() {
     assert!(missing.is_empty(), "properties without a description: {missing:#?}");
     // Every object that the parser closes is closed in the schema too.
     let text = serde_json::to_string(&s).unwrap();
-    assert!(text.matches("\"additionalProperties\":false").count() >= 12, "additionalProperties: false missing somewhere");
+    assert!(
+        text.matches("\"additionalProperties\":false").count() >= 12,
+        "additionalProperties: false missing somewhere"
+    );
 }
 
 #[test]
@@ -378,9 +381,19 @@ fn differences() -> Vec<(&'static str, Value, bool, bool)> {
         json!({"rules": [r]})
     };
     vec![
-        ("null means absent to the filter; the schema wants the field left out", rule(json!({"burst": null})), false, true),
+        (
+            "null means absent to the filter; the schema wants the field left out",
+            rule(json!({"burst": null})),
+            false,
+            true,
+        ),
         ("null top-level section", json!({"response": null, "rules": null}), false, true),
-        ("an integer written as a float: JSON Schema counts 10.0 as an integer", rule(json!({"limit": 10.0})), true, false),
+        (
+            "an integer written as a float: JSON Schema counts 10.0 as an integer",
+            rule(json!({"limit": 10.0})),
+            true,
+            false,
+        ),
         ("an integer beyond u64", rule(json!({"limit": 18446744073709551616.0_f64})), true, false),
         ("a duration that overflows u64 nanoseconds", rule(json!({"window": "999999999999d"})), true, false),
         ("a fixed estimate beyond u64", json!({"llm": {"estimate": "fixed:99999999999999999999"}}), true, false),
@@ -804,10 +817,7 @@ mod yaml {
                 if *i < lines.len() && lines[*i].indent > indent {
                     let child = lines[*i].indent;
                     block(lines, i, child)?
-                } else if *i < lines.len()
-                    && lines[*i].indent == indent
-                    && is_seq_item(strip_comment(&lines[*i].raw))
-                {
+                } else if *i < lines.len() && lines[*i].indent == indent && is_seq_item(strip_comment(&lines[*i].raw)) {
                     sequence(lines, i, indent)?
                 } else {
                     Value::Null
@@ -832,13 +842,11 @@ mod yaml {
                 '"' if !single => double = !double,
                 '{' | '[' if !single && !double => depth += 1,
                 '}' | ']' if !single && !double => depth -= 1,
-                ':' if !single && !double && depth == 0 => {
-                    if i + 1 == s.len() || bytes[i + 1] == b' ' {
-                        if i == 0 {
-                            return None;
-                        }
-                        return Some((s[..i].trim().to_string(), s[i + 1..].trim().to_string()));
+                ':' if !single && !double && depth == 0 && (i + 1 == s.len() || bytes[i + 1] == b' ') => {
+                    if i == 0 {
+                        return None;
                     }
+                    return Some((s[..i].trim().to_string(), s[i + 1..].trim().to_string()));
                 }
                 _ => {}
             }
@@ -1034,8 +1042,8 @@ mod yaml {
                 }
                 _ => {
                     while let Some(&c) = self.s.get(self.pos) {
-                        let colon_end =
-                            c == b':' && matches!(self.s.get(self.pos + 1), None | Some(b' ') | Some(b',') | Some(b'}'));
+                        let colon_end = c == b':'
+                            && matches!(self.s.get(self.pos + 1), None | Some(b' ') | Some(b',') | Some(b'}'));
                         if matches!(c, b',' | b'}' | b']') || (key && colon_end) {
                             break;
                         }
@@ -1181,7 +1189,8 @@ static_resources:
     let mut found = Vec::new();
     let err = plugin_configs(&docs[0], &mut found).unwrap_err();
     assert!(err.contains("configuration.value is not JSON"), "{err}");
-    let fixed = envoy.replace("                    # not a comment inside a block scalar's JSON? it is text; keep it out\n", "");
+    let fixed = envoy
+        .replace("                    # not a comment inside a block scalar's JSON? it is text; keep it out\n", "");
     let docs = yaml::parse_documents(&fixed).unwrap();
     let mut found = Vec::new();
     plugin_configs(&docs[0], &mut found).unwrap();

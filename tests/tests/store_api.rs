@@ -13,6 +13,10 @@ use tollgate_e2e::store::{self, Store, ADMIN_TOKEN, PROXY_TOKEN};
 const ALGORITHMS: [&str; 5] = ["token_bucket", "leaky_bucket", "fixed_window", "sliding_window", "gcra"];
 const DAY_MS: u64 = 86_400_000;
 
+/// Load tests check exactness, not latency: a generous Redis timeout keeps a loaded CI machine
+/// (2 cores, other suites running) from turning a scheduling stall into a 503.
+const LOAD: &[&str] = &["--redis-timeout-ms", "2000"];
+
 /// A counter's fields.
 fn counter(rule: &str, key: &str, algorithm: &str, limit: u64, window_ms: u64) -> Value {
     json!({"rule": rule, "key": key, "algorithm": algorithm, "limit": limit, "window_ms": window_ms})
@@ -100,8 +104,8 @@ fn assert_exact(a: &Store, b: &Store, c: &Value) {
 fn check_is_exact_under_parallel_load_from_two_replicas() {
     away_from_midnight();
     let redis = Redis::start();
-    let a = Store::start(&redis.url(), &[]);
-    let b = Store::start(&redis.url(), &[]);
+    let a = Store::start(&redis.url(), LOAD);
+    let b = Store::start(&redis.url(), LOAD);
     for (i, alg) in ALGORITHMS.iter().enumerate() {
         assert_exact(&a, &b, &counter("exact", &key(i as u64), alg, 100, DAY_MS));
     }
@@ -115,7 +119,7 @@ fn check_is_exact_under_parallel_load_from_two_replicas() {
 fn a_denied_batch_charges_nothing() {
     away_from_midnight();
     let redis = Redis::start();
-    let s = Store::start(&redis.url(), &[]);
+    let s = Store::start(&redis.url(), LOAD);
     let wide = counter("wide", &key(1), "fixed_window", 1000, DAY_MS);
     let narrow = counter("narrow", &key(2), "gcra", 1, DAY_MS);
     // Both allow: both are charged.
@@ -134,7 +138,7 @@ fn a_denied_batch_charges_nothing() {
 
     // Under parallel load, charges made before another request took the last unit are
     // refunded: 200 batches of (wide, limit-50 counter) admit exactly 50 and charge wide 50.
-    let b = Store::start(&redis.url(), &[]);
+    let b = Store::start(&redis.url(), LOAD);
     let wide = counter("wide", &key(3), "fixed_window", 1000, DAY_MS);
     let fifty = counter("fifty", &key(4), "token_bucket", 50, DAY_MS);
     let body = json!({"checks": [wide.clone(), fifty.clone()]});
@@ -151,8 +155,8 @@ fn a_denied_batch_charges_nothing() {
 fn leases_never_exceed_the_limit_and_returns_refund() {
     away_from_midnight();
     let redis = Redis::start();
-    let a = Store::start(&redis.url(), &[]);
-    let b = Store::start(&redis.url(), &[]);
+    let a = Store::start(&redis.url(), LOAD);
+    let b = Store::start(&redis.url(), LOAD);
     for (i, alg) in ALGORITHMS.iter().enumerate() {
         let c = counter("leased", &key(100 + i as u64), alg, 100, DAY_MS);
         // 64 proxies lease 1..=13 units each and give half of it back right away.
@@ -382,13 +386,14 @@ fn redis_outage_is_503_quickly_then_recovers() {
 fn redis_cluster_is_exact_too() {
     away_from_midnight();
     let cluster = Cluster::start(3);
-    let a = Store::start(&cluster.url(), &[]);
+    let a = Store::start(&cluster.url(), LOAD);
     // The other replica names the seed nodes with several --redis flags.
     let nodes: Vec<String> = cluster.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
     let mut flags: Vec<&str> = Vec::new();
     for n in &nodes {
         flags.extend(["--redis", n.as_str()]);
     }
+    flags.extend(LOAD);
     let b = Store::start_with(&flags);
     for (i, alg) in ALGORITHMS.iter().enumerate() {
         assert_exact(&a, &b, &counter("exact", &key(600 + i as u64), alg, 100, DAY_MS));

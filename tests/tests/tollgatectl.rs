@@ -69,7 +69,8 @@ fn validate_accepts_every_example_and_lists_its_rules() {
         let out = ctl(&["validate", &file]);
         assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let names: Vec<&str> = config["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            config["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         let count = if names.len() == 1 { "1 rule".to_string() } else { format!("{} rules", names.len()) };
         assert_eq!(stdout(&out), format!("{file}: ok ({count}: {})\n", names.join(", ")));
         assert_eq!(stderr(&out), "");
@@ -121,7 +122,9 @@ fn validate_prints_what_envoy_logs_for_the_same_file() {
                     .log
                     .lines()
                     .find_map(|l| l.split_once("invalid configuration: ").map(|(_, rest)| rest.to_string()))
-                    .unwrap_or_else(|| panic!("{file}: no `invalid configuration:` line in Envoy's log:\n{}", failed.log));
+                    .unwrap_or_else(|| {
+                        panic!("{file}: no `invalid configuration:` line in Envoy's log:\n{}", failed.log)
+                    });
                 assert_eq!(logged, ours, "{file}");
             });
         }
@@ -142,7 +145,8 @@ fn validate_reports_a_missing_file_clearly() {
 
 #[test]
 fn validate_checks_every_file_given_and_fails_if_any_is_invalid() {
-    let out = ctl(&["validate", "examples/demo.json", "examples/invalid/zero-limit.json", "examples/multi-window.json"]);
+    let out =
+        ctl(&["validate", "examples/demo.json", "examples/invalid/zero-limit.json", "examples/multi-window.json"]);
     assert_eq!(out.status.code(), Some(1));
     let ok = stdout(&out);
     assert!(ok.contains("examples/demo.json: ok (2 rules: per-key-rpm, per-key-tpm)"), "{ok}");
