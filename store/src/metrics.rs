@@ -87,6 +87,11 @@ impl Metrics {
                 &self.cas_exhausted,
             ),
             (
+                "tollgate_store_busy_total",
+                "Operations that waited too long for their turn on a counter (too many queued for it here).",
+                &self.busy,
+            ),
+            (
                 "tollgate_store_redis_errors_total",
                 "Redis calls that failed (connection refused or lost, server error).",
                 &self.redis_errors,

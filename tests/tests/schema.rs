@@ -928,13 +928,21 @@ mod yaml {
         scalar(&text, no)
     }
 
+    /// Folded (`>`) text: lines joined by spaces, an empty line is a line break.
     fn fold(lines: &[String]) -> String {
         let mut out = String::new();
-        for (k, l) in lines.iter().enumerate() {
-            if k > 0 {
-                out.push(if l.is_empty() || lines[k - 1].is_empty() { '\n' } else { ' ' });
+        let mut after_break = true;
+        for l in lines {
+            if l.is_empty() {
+                out.push('\n');
+                after_break = true;
+                continue;
+            }
+            if !after_break {
+                out.push(' ');
             }
             out.push_str(l);
+            after_break = false;
         }
         out
     }

@@ -710,8 +710,7 @@ fn flood(settings: &Settings) -> Flood {
 // Report
 
 struct Report {
-    settings_line: String,
-    machine: String,
+    facts: Vec<(&'static str, String)>,
     table: String,
     targets: Vec<Target>,
     checks: Vec<Target>,
@@ -722,7 +721,11 @@ struct Report {
 impl Report {
     fn markdown(&self) -> String {
         let mut s = String::new();
-        s.push_str(&format!("{DOC_BEGIN}\n## Latest results\n\n{}\n\n{}\n\n", self.machine, self.settings_line));
+        s.push_str(&format!("{DOC_BEGIN}\n## Latest results\n\n"));
+        for (k, v) in &self.facts {
+            s.push_str(&format!("- {k}: {v}\n"));
+        }
+        s.push('\n');
         s.push_str(&self.table);
         s.push_str("\n### Targets\n\n| target | measured | result |\n|---|---|---|\n");
         for t in self.targets.iter().chain(&self.checks) {
@@ -764,31 +767,31 @@ fn main() {
     let started = Instant::now();
     let background = busy_share(Duration::from_secs(1));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let machine = format!(
-        "Machine: {}, {} cores; Envoy {} (`--concurrency 1`, V8); {}. Date: {}. Command: `{}make bench`.",
-        cpu_model(),
-        cores,
-        envoy_version(),
-        match settings.pin {
-            Some((e, l)) => format!("Envoy pinned to CPU {e}, wrk and the mock LLM to CPU {l}"),
-            None => "no CPU pinning (fewer than 2 cores or no taskset)".to_string(),
-        },
-        date_utc(),
-        settings.overrides.iter().map(|o| format!("{o} ")).collect::<String>()
-    );
-    let settings_line = format!(
-        "Load: `wrk -t1 -c{} -d{}s`, {} round(s) round-robin over the cases; medians quoted. \
-         tollgate.wasm: {} bytes ({:.2} MiB).",
-        settings.connections,
-        settings.duration_s,
-        settings.rounds,
-        fmt_int(wasm_bytes as f64),
-        wasm_bytes as f64 / MIB
-    );
-    println!(
-        "{machine}\n{settings_line}\nCPU busy before start (other work on the machine): {:.0} %",
-        background * 100.0
-    );
+    let facts: Vec<(&str, String)> = vec![
+        ("Command", format!("`{}make bench`", settings.overrides.iter().map(|o| format!("{o} ")).collect::<String>())),
+        ("Date", date_utc()),
+        ("Machine", format!("{}, {cores} cores", cpu_model())),
+        ("Envoy", format!("{} from .venv, `--concurrency 1`, Wasm runtime V8", envoy_version())),
+        (
+            "CPU pinning",
+            match settings.pin {
+                Some((e, l)) => format!("Envoy on CPU {e}; wrk and the mock LLM on CPU {l}"),
+                None => "none (fewer than 2 cores, or no taskset)".to_string(),
+            },
+        ),
+        (
+            "Load",
+            format!(
+                "`wrk -t1 -c{} -d{}s`, {} round(s) round-robin over the cases after a 1 s warm-up; medians quoted",
+                settings.connections, settings.duration_s, settings.rounds
+            ),
+        ),
+        ("tollgate.wasm", format!("{} bytes ({:.2} MiB)", fmt_int(wasm_bytes as f64), wasm_bytes as f64 / MIB)),
+    ];
+    for (k, v) in &facts {
+        println!("{k}: {v}");
+    }
+    println!("CPU busy before start (other work on the machine): {:.0} %", background * 100.0);
 
     // Start every case's Envoy (and the mock LLM once).
     let slots: Vec<Slot> = CASES.iter().map(|f| f()).collect();
@@ -987,7 +990,7 @@ fn main() {
     }
     notes.push(format!("Whole run: {:.0} s.", started.elapsed().as_secs_f64()));
 
-    let report = Report { settings_line, machine, table, targets, checks, flood_table, notes };
+    let report = Report { facts, table, targets, checks, flood_table, notes };
     println!("\n{}", report.table);
     for t in report.targets.iter().chain(&report.checks) {
         println!("{}  {}: {}", if t.pass { "PASS" } else { "FAIL" }, t.what, t.measured);
