@@ -108,7 +108,8 @@ pub fn read_response(r: &mut impl BufRead) -> std::io::Result<Response> {
         loop {
             line.clear();
             r.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad(&line))?;
+            let size =
+                usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad(&line))?;
             if size == 0 {
                 line.clear();
                 r.read_line(&mut line)?;

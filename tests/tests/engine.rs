@@ -41,7 +41,8 @@ fn every_algorithm_admits_exactly_its_capacity_across_two_workers() {
     let llm = MockLlm::start();
     for algorithm in ALGORITHMS {
         for burst in [None, Some(40)] {
-            let mut rule = json!({"name": "r", "key": ["api_key"], "algorithm": algorithm, "limit": 100, "window": "1h"});
+            let mut rule =
+                json!({"name": "r", "key": ["api_key"], "algorithm": algorithm, "limit": 100, "window": "1h"});
             if let Some(b) = burst {
                 rule["burst"] = json!(b);
             }
@@ -65,18 +66,15 @@ fn one_second_windows_reopen_for_every_algorithm() {
     let llm = MockLlm::start();
     let rules: Vec<_> = ALGORITHMS
         .iter()
-        .map(|a| json!({"name": a, "key": ["api_key"], "match": {"headers": {"x-algo": a}},
-                        "algorithm": a, "limit": 3, "window": "1s"}))
+        .map(|a| {
+            json!({"name": a, "key": ["api_key"], "match": {"headers": {"x-algo": a}},
+                        "algorithm": a, "limit": 3, "window": "1s"})
+        })
         .collect();
     let envoy = Envoy::standalone(&json!({"rules": rules}).to_string(), llm.port);
     for algorithm in ALGORITHMS {
-        let send = || {
-            Request::get(&envoy.url("/"))
-                .header("x-api-key", "sk-w")
-                .header("x-algo", algorithm)
-                .send()
-                .unwrap()
-        };
+        let send =
+            || Request::get(&envoy.url("/")).header("x-api-key", "sk-w").header("x-algo", algorithm).send().unwrap();
         let mut allowed = 0;
         let denied = loop {
             let r = send();

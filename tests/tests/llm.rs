@@ -205,7 +205,11 @@ fn aborted_streams_release_their_concurrency_slots() {
             let (ok, denied, envoy) = (&ok, &denied, &envoy);
             s.spawn(move || {
                 std::thread::sleep(Duration::from_millis(if i == 10 { 300 } else { 0 }));
-                let r = Request::get(&envoy.url("/slow")).header("x-api-key", "sk-a").header("x-mock-delay-ms", "1000").send().unwrap();
+                let r = Request::get(&envoy.url("/slow"))
+                    .header("x-api-key", "sk-a")
+                    .header("x-mock-delay-ms", "1000")
+                    .send()
+                    .unwrap();
                 match r.status {
                     200 => ok.fetch_add(1, Ordering::SeqCst),
                     429 => {
@@ -238,7 +242,8 @@ fn degrade_rewrites_the_model_the_upstream_sees() {
     assert_eq!(second.json()["model"], "gpt-4o-mini");
     // The echo endpoint shows the marker header and the rewritten body the upstream got.
     let body = json!({"model": "gpt-4o", "messages": []});
-    let echo = Request::post(&envoy.url("/v1/echo"), &body.to_string()).header("x-api-key", "sk-d").send().unwrap().json();
+    let echo =
+        Request::post(&envoy.url("/v1/echo"), &body.to_string()).header("x-api-key", "sk-d").send().unwrap().json();
     assert_eq!(echo["headers"]["x-tollgate-degraded"], "premium");
     assert_eq!(echo["json"]["model"], "gpt-4o-mini");
     assert_eq!(echo["headers"]["content-length"], echo["body_bytes"].to_string());

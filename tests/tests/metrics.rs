@@ -24,7 +24,8 @@ fn prometheus_counts_match_known_traffic() {
     assert_eq!(debug[0], "enforced=allowed, watching=allowed");
     assert_eq!(debug[1], "enforced=allowed, watching=shadow_denied");
     assert_eq!(debug[3], "enforced=denied, watching=shadow_denied");
-    let value = |s: &str| envoy.prometheus_value(s).unwrap_or_else(|| panic!("{s} not exported:\n{}", envoy.prometheus()));
+    let value =
+        |s: &str| envoy.prometheus_value(s).unwrap_or_else(|| panic!("{s} not exported:\n{}", envoy.prometheus()));
     assert_eq!(value("tollgate_rule_allowed{rule=\"enforced\"}"), 3.0);
     assert_eq!(value("tollgate_rule_denied{rule=\"enforced\"}"), 2.0);
     // >= 80 % used: the 3rd request (0 left) and both denials.
@@ -33,13 +34,24 @@ fn prometheus_counts_match_known_traffic() {
     // were denied by "enforced", so "watching" was not charged and still reports a denial.
     assert_eq!(value("tollgate_rule_allowed{rule=\"watching\"}"), 1.0);
     assert_eq!(value("tollgate_rule_shadow_denied{rule=\"watching\"}"), 4.0);
-    for proxy in ["cas_retries", "cas_exhausted", "store_errors", "store_timeouts", "failure_mode_used",
-                  "slots_evicted", "usage_missing", "config_errors"] {
+    for proxy in [
+        "cas_retries",
+        "cas_exhausted",
+        "store_errors",
+        "store_timeouts",
+        "failure_mode_used",
+        "slots_evicted",
+        "usage_missing",
+        "config_errors",
+    ] {
         assert!(envoy.prometheus_value(&format!("tollgate_{proxy}{{}}")).is_some(), "tollgate_{proxy} exported");
     }
     let text = envoy.prometheus();
     assert!(!text.contains("sk-m"), "no raw key in metrics");
     let log = envoy.log();
-    assert!(log.contains("debug: GET /m -> deny 429; rules: enforced=denied, watching=shadow_denied"), "debug log line");
+    assert!(
+        log.contains("debug: GET /m -> deny 429; rules: enforced=denied, watching=shadow_denied"),
+        "debug log line"
+    );
     assert!(!log.contains("sk-m"), "no raw key in Envoy's log");
 }

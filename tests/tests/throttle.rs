@@ -47,7 +47,10 @@ fn a_burst_of_30_against_10_per_second_all_succeed_spread_100ms_apart() {
         let last = held[held.len() - 1];
         // 20 held requests leave one per 100 ms: the last about 1.9 s after the first.
         let spread = last - first;
-        assert!(spread >= Duration::from_millis(1700) && spread <= Duration::from_millis(2300), "round {round}: spread {spread:?}");
+        assert!(
+            spread >= Duration::from_millis(1700) && spread <= Duration::from_millis(2300),
+            "round {round}: spread {spread:?}"
+        );
         for pair in held.windows(2) {
             let gap = pair[1] - pair[0];
             assert!(gap <= Duration::from_millis(250), "round {round}: gap {gap:?} in {held:?}");

@@ -1,0 +1,124 @@
+//! Key sources through the real Envoy: JWT claims, cookies, query, body fields (with the body
+//! cap), X-Forwarded-For hops, composite keys and missing-key policies.
+
+use serde_json::json;
+use tollgate_e2e::http::{Request, Response};
+use tollgate_e2e::{Envoy, MockLlm};
+
+fn one_per_key(key: &[&str], extra: serde_json::Value) -> String {
+    let mut config =
+        json!({"rules": [{"name": "k", "key": key, "algorithm": "fixed_window", "limit": 1, "window": "1h"}]});
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    config.to_string()
+}
+
+fn jwt(payload: &str) -> String {
+    let b64 = |s: &str| {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bytes = s.as_bytes();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    format!("Bearer {}.{}.sig", b64("{\"alg\":\"none\"}"), b64(payload))
+}
+
+fn statuses(envoy: &Envoy, reqs: Vec<Request>) -> Vec<u16> {
+    reqs.into_iter().map(|r| r.send().unwrap().status).collect()
+}
+
+#[test]
+fn jwt_claims_key_requests_and_malformed_tokens_count_as_missing() {
+    let llm = MockLlm::start();
+    let envoy = Envoy::standalone(&one_per_key(&["jwt:sub"], json!({})), llm.port);
+    let get = |auth: &str| Request::get(&envoy.url("/")).header("authorization", auth);
+    let alice = jwt(r#"{"sub":"alice"}"#);
+    let bob = jwt(r#"{"sub":"bob"}"#);
+    assert_eq!(statuses(&envoy, vec![get(&alice), get(&alice), get(&bob)]), vec![200, 429, 200]);
+    // Malformed tokens lack the key: they share the missing-key counter.
+    assert_eq!(statuses(&envoy, vec![get("Bearer not.a.jwt!"), get("Bearer x")]), vec![200, 429]);
+}
+
+#[test]
+fn cookie_query_and_forwarded_for_keys() {
+    let llm = MockLlm::start();
+    let envoy = Envoy::standalone(
+        &one_per_key(&["cookie:session", "query:team", "ip"], json!({"client_ip": {"trusted_hops": 1}})),
+        llm.port,
+    );
+    let req = |path: &str, cookie: &str, xff: &str| {
+        Request::get(&envoy.url(path)).header("cookie", cookie).header("x-forwarded-for", xff)
+    };
+    let got = statuses(
+        &envoy,
+        vec![
+            req("/?team=a", "session=1", "9.9.9.9, 1.1.1.1"),
+            req("/?team=a", "x=2; session=1", "8.8.8.8, 1.1.1.1"), // same cookie, team and rightmost hop
+            req("/?team=b", "session=1", "1.1.1.1"),
+            req("/?team=a", "session=2", "1.1.1.1"),
+            req("/?team=a", "session=1", "1.1.1.2"),
+        ],
+    );
+    assert_eq!(got, vec![200, 429, 200, 200, 200]);
+}
+
+#[test]
+fn body_field_keys_and_the_body_cap() {
+    let llm = MockLlm::start();
+    let envoy = Envoy::standalone(&one_per_key(&["body:/user/id"], json!({"max_body_bytes": 4096})), llm.port);
+    let post = |body: String| Request::post(&envoy.url("/v1/jobs"), &body);
+    let small = |id: &str| json!({"user": {"id": id}, "pad": "x"}).to_string();
+    assert_eq!(statuses(&envoy, vec![post(small("u1")), post(small("u1")), post(small("u2"))]), vec![200, 429, 200]);
+    // Over the cap the key is missing (shared counter), and the request still goes through.
+    let big = |id: &str| json!({"user": {"id": id}, "pad": "x".repeat(10_000)}).to_string();
+    let r: Response = post(big("u3")).send().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body_bytes"], big("u3").len(), "the upstream got the whole body");
+    assert_eq!(post(big("u4")).send().unwrap().status, 429, "both over the cap: one missing-key counter");
+    // Not JSON: the key is missing too.
+    assert_eq!(post("not json".into()).send().unwrap().status, 429);
+}
+
+#[test]
+fn missing_key_deny_answers_403_and_skip_lets_through() {
+    let llm = MockLlm::start();
+    let config = json!({"rules": [
+        {"name": "need-user", "key": ["header:x-user"], "missing_key": "deny", "match": {"path_prefix": "/private"},
+         "algorithm": "gcra", "limit": 100, "window": "1m"},
+        {"name": "optional", "key": ["header:x-team"], "missing_key": "skip", "algorithm": "gcra", "limit": 1, "window": "1m"}
+    ]});
+    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let r = Request::get(&envoy.url("/private/x")).send().unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"]["code"], "missing_key");
+    assert_eq!(r.json()["error"]["rule"], "need-user");
+    assert_eq!(
+        statuses(&envoy, vec![Request::get(&envoy.url("/public")), Request::get(&envoy.url("/public"))]),
+        vec![200, 200]
+    );
+    let team = || Request::get(&envoy.url("/public")).header("x-team", "t");
+    assert_eq!(statuses(&envoy, vec![team(), team()]), vec![200, 429]);
+}
+
+#[test]
+fn usage_from_a_configured_response_header() {
+    let llm = MockLlm::start();
+    // The mock numbers its responses in x-mock-request-count: read as total tokens.
+    let config = json!({"llm": {"usage_header": "x-mock-request-count", "estimate": "fixed:1"},
+        "response": {"headers": ["openai"]},
+        "rules": [{"name": "t", "unit": "tokens", "algorithm": "fixed_window", "limit": 100, "window": "1h"}]});
+    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let r = Request::post(&envoy.url("/v1/echo"), "{}").send().unwrap();
+    let n: u64 = r.header("x-mock-request-count").unwrap().parse().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let next = Request::post(&envoy.url("/v1/echo"), "{}").send().unwrap();
+    let expected = 100 - n - 1;
+    assert_eq!(next.header("x-ratelimit-remaining-tokens"), Some(expected.to_string().as_str()));
+}
