@@ -10,6 +10,7 @@ pub mod algorithm;
 pub mod config;
 pub mod duration;
 pub mod engine;
+pub mod global;
 pub mod hash;
 pub mod keys;
 pub mod limiter;

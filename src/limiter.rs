@@ -2,8 +2,9 @@
 //! it a `Request`, the shared store and the time, and carries out the `Reply`.
 
 use crate::algorithm::{Algorithm, Decision, Nanos, Quota};
-use crate::config::{Config, MissingKey, Rule, Strategy, TierLimit, Unit};
+use crate::config::{Config, MissingKey, Rule, Scope, Strategy, TierLimit, Unit};
 use crate::engine::{Check, Engine, EngineStats, Verdict};
+use crate::global::GlobalCheck;
 use crate::hash::KeyHash;
 use crate::keys::{api_key, KeyPart, KeySource};
 use crate::llm::{self, LlmRequest, Usage};
@@ -86,6 +87,10 @@ pub struct Evaluation {
     pub degraded_by: Option<usize>,
     /// Throttle: hold the request this long before letting it go on.
     pub hold_ns: u64,
+    /// Local rules applied (for headers once global rules are decided).
+    pub applied: Vec<AppliedRule>,
+    /// Global rules to decide through the store before the request may go on.
+    pub global: Vec<GlobalCheck>,
 }
 
 impl Default for Reply {
@@ -198,6 +203,7 @@ impl Limiter {
         let tier = self.tier(req);
         let llm_req = req.body.map(LlmRequest::from_body);
         let mut checks: Vec<Check> = Vec::new();
+        let mut global: Vec<GlobalCheck> = Vec::new();
         let mut prices: Vec<(u64, u64)> = Vec::new();
         let mut outcomes: Vec<RuleOutcome> = Vec::new();
         for (i, rule) in self.config.rules.iter().enumerate() {
@@ -234,6 +240,10 @@ impl Limiter {
                     return self.refusal(i, rule, 400, "unknown_model", "Rule {rule} has no price for this model")
                 }
             };
+            if rule.scope == Scope::Global {
+                global.push(GlobalCheck { rule: i, algorithm, quota, key, cost, price });
+                continue;
+            }
             checks.push(Check {
                 rule: i,
                 algorithm,
@@ -247,10 +257,13 @@ impl Limiter {
             outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Allowed, near_limit: false });
         }
         if checks.is_empty() {
-            return Evaluation { rules: outcomes, ..Evaluation::default() };
+            return Evaluation { rules: outcomes, global, ..Evaluation::default() };
         }
         let outcome = self.engine.admit(store, &checks, now);
         let mut eval = self.finish(&checks, &outcome.verdicts, outcome.denied_by, outcomes, outcome.stats);
+        if outcome.denied_by.is_none() {
+            eval.global = global;
+        }
         if outcome.denied_by.is_none() {
             eval.hold_ns = outcome.delay_ns();
             eval.reservations = checks
@@ -305,20 +318,9 @@ impl Limiter {
     ) -> EngineStats {
         let mut stats = EngineStats::default();
         for r in reservations {
-            let delta = match (r.unit, usage) {
-                (Unit::Concurrent, _) => -1,
-                (Unit::Requests, _) | (_, None) => 0,
-                (unit, Some(u)) => {
-                    let price = crate::config::Price {
-                        model: String::new(),
-                        input_per_mtok_micro: r.price.0,
-                        output_per_mtok_micro: r.price.1,
-                    };
-                    let used = llm::units_used(unit, u, Some(&price));
-                    (used as i128 - r.reserved as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
-                }
-            };
-            self.engine.adjust(store, &r.check, r.place, delta, now, &mut stats);
+            if let Some(delta) = settlement(r.unit, r.reserved, r.price, usage) {
+                self.engine.adjust(store, &r.check, r.place, delta, now, &mut stats);
+            }
         }
         stats
     }
@@ -346,25 +348,33 @@ impl Limiter {
         mut outcomes: Vec<RuleOutcome>,
         stats: EngineStats,
     ) -> Evaluation {
-        let mut applied: Vec<Applied> = Vec::with_capacity(checks.len());
+        let mut applied: Vec<AppliedRule> = Vec::with_capacity(checks.len());
         for (check, verdict) in checks.iter().zip(verdicts) {
             let Some(rule) = self.config.rules.get(check.rule) else { continue };
             let d: Decision = verdict.decision;
             if let Some(o) = outcomes.iter_mut().find(|o| o.rule == check.rule) {
                 o.status = match (d.allowed, rule.strategy) {
                     (true, _) if verdict.delay_ns > 0 => RuleStatus::Throttled,
-                    (true, _) => RuleStatus::Allowed,
-                    (false, Strategy::Shadow) => RuleStatus::ShadowDenied,
-                    (false, Strategy::Degrade) => RuleStatus::Degraded,
-                    (false, _) => RuleStatus::Denied,
+                    _ => status_of(&d, rule.strategy),
                 };
-                let capacity = check.algorithm.capacity(&check.quota);
-                o.near_limit = d.remaining.saturating_mul(5) <= capacity;
+                o.near_limit = near_limit(&d, check.algorithm, &check.quota);
             }
-            applied.push(Applied { rule, quota: check.quota, decision: d });
+            applied.push(AppliedRule { rule: check.rule, quota: check.quota, decision: d });
         }
+        let reply = self.compose(&applied, denied_by);
+        let degraded_by = outcomes.iter().find(|o| o.status == RuleStatus::Degraded).map(|o| o.rule);
+        Evaluation { reply, rules: outcomes, stats, applied, degraded_by, ..Evaluation::default() }
+    }
+
+    /// The reply for applied rules: headers, and when `denied_by` (an index into `applied`)
+    /// is set, the denial.
+    pub fn compose(&self, applied: &[AppliedRule], denied_by: Option<usize>) -> Reply {
+        let applied: Vec<Applied> = applied
+            .iter()
+            .filter_map(|a| Some(Applied { rule: self.config.rules.get(a.rule)?, quota: a.quota, decision: a.decision }))
+            .collect();
         let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied);
-        let reply = match denied_by.and_then(|i| applied.get(i)) {
+        match denied_by.and_then(|i| applied.get(i)) {
             None => Reply::Continue { headers },
             Some(denier) => {
                 // A spent budget does not come back by retrying soon.
@@ -379,9 +389,66 @@ impl Limiter {
                 let body = response::denial_body(&self.config.response.message, denier, code);
                 Reply::Deny { status: self.config.response.status, headers, body }
             }
-        };
-        let degraded_by = outcomes.iter().find(|o| o.status == RuleStatus::Degraded).map(|o| o.rule);
-        Evaluation { reply, rules: outcomes, stats, reservations: Vec::new(), degraded_by, hold_ns: 0 }
+        }
+    }
+
+    /// Conclude a request whose global checks were decided (by the store, or by the local
+    /// share when it could not answer): the final reply and the global rules' outcomes.
+    /// `decisions` are in the order of `eval_global`.
+    pub fn conclude_global(
+        &self,
+        local: &[AppliedRule],
+        global: &[GlobalCheck],
+        decisions: &[Decision],
+    ) -> (Reply, Vec<RuleOutcome>) {
+        let mut applied = local.to_vec();
+        let mut outcomes = Vec::with_capacity(global.len());
+        let mut denied_by = None;
+        for (g, d) in global.iter().zip(decisions) {
+            let Some(rule) = self.config.rules.get(g.rule) else { continue };
+            let status = status_of(d, rule.strategy);
+            if status == RuleStatus::Denied && denied_by.is_none() {
+                denied_by = Some(applied.len());
+            }
+            outcomes.push(RuleOutcome { rule: g.rule, status, near_limit: near_limit(d, g.algorithm, &g.quota) });
+            applied.push(AppliedRule { rule: g.rule, quota: g.quota, decision: *d });
+        }
+        (self.compose(&applied, denied_by), outcomes)
+    }
+
+    /// Decide global checks against this proxy's share of their limits (failure mode
+    /// `local`), in separate local counters. Returns the decisions and what to refund or
+    /// settle later.
+    pub fn admit_local_share(
+        &self,
+        store: &dyn SharedStore,
+        global: &[GlobalCheck],
+        now: Nanos,
+    ) -> (Vec<Decision>, Vec<Reservation>, EngineStats) {
+        let fleet = self.config.store.as_ref().map(|s| s.fleet_size).unwrap_or(1);
+        let checks: Vec<Check> = global
+            .iter()
+            .map(|g| Check {
+                rule: g.rule,
+                algorithm: g.algorithm,
+                quota: crate::global::local_share(&g.quota, fleet),
+                key: KeyHash(g.key.0 ^ LOCAL_SHARE_SALT),
+                cost: g.cost,
+                shadow: self.config.rules.get(g.rule).is_some_and(|r| r.strategy == Strategy::Shadow),
+                max_wait_ns: 0,
+            })
+            .collect();
+        let out = self.engine.admit(store, &checks, now);
+        let reservations = checks
+            .iter()
+            .zip(&out.verdicts)
+            .filter(|(_, v)| v.charged)
+            .filter_map(|(c, v)| {
+                let unit = self.config.rules.get(c.rule)?.unit;
+                Some(Reservation { check: *c, place: v.place, reserved: c.cost, unit, price: (0, 0) })
+            })
+            .collect();
+        (out.verdicts.iter().map(|v| v.decision).collect(), reservations, out.stats)
     }
 
     /// A local refusal that is not a rate limit (403 missing key, 400 unknown model).
@@ -398,6 +465,47 @@ impl Limiter {
             ..Evaluation::default()
         }
     }
+}
+
+/// The correction that settles a charge of `reserved` units once the response ended:
+/// LLM units take the real usage (None: no usage found, the estimate stands), concurrency
+/// slots are released, requests stay as charged.
+pub fn settlement(unit: Unit, reserved: u64, price: (u64, u64), usage: Option<&Usage>) -> Option<i64> {
+    match (unit, usage) {
+        (Unit::Concurrent, _) => Some(-1),
+        (Unit::Requests, _) | (_, None) => None,
+        (unit, Some(u)) => {
+            let price = crate::config::Price { model: String::new(), input_per_mtok_micro: price.0, output_per_mtok_micro: price.1 };
+            let used = llm::units_used(unit, u, Some(&price));
+            let delta = (used as i128 - reserved as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+            (delta != 0).then_some(delta)
+        }
+    }
+}
+
+/// Local-share counters of global rules are kept apart from local rules' counters.
+const LOCAL_SHARE_SALT: u64 = 0x6c6f_6361_6c73_6872; // "localshr"
+
+fn status_of(d: &Decision, strategy: Strategy) -> RuleStatus {
+    match (d.allowed, strategy) {
+        (true, _) => RuleStatus::Allowed,
+        (false, Strategy::Shadow) => RuleStatus::ShadowDenied,
+        (false, Strategy::Degrade) => RuleStatus::Degraded,
+        (false, _) => RuleStatus::Denied,
+    }
+}
+
+/// At least 80 % of the capacity is used.
+fn near_limit(d: &Decision, algorithm: Algorithm, quota: &Quota) -> bool {
+    d.remaining.saturating_mul(5) <= algorithm.capacity(quota)
+}
+
+/// A rule applied to a request, by index (kept by the glue while a store call is in flight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppliedRule {
+    pub rule: usize,
+    pub quota: Quota,
+    pub decision: Decision,
 }
 
 /// How one rule charges one request.

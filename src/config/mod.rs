@@ -199,6 +199,9 @@ pub struct StoreConfig {
     pub timeout: Duration,
     pub sync_interval: Duration,
     pub failure_mode: FailureMode,
+    /// How many proxies share the global limits: failure mode `local` gives each
+    /// `limit / fleet_size` while the store is unreachable.
+    pub fleet_size: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -634,7 +637,13 @@ fn parse_price(v: &Value, path: &str, model: &str) -> Result<Price, ConfigError>
 }
 
 fn parse_store(v: &Value) -> Result<StoreConfig, ConfigError> {
-    let o = Obj::new(v, "store", &["cluster", "authority", "token", "timeout", "sync_interval", "failure_mode"])?;
+    let o = Obj::new(
+        v,
+        "store",
+        &["cluster", "authority", "token", "timeout", "sync_interval", "failure_mode", "fleet_size"],
+    )?;
+    let fleet_size = u32::try_from(o.opt_positive("fleet_size")?.unwrap_or(1))
+        .map_err(|_| ConfigError::new("store.fleet_size", "is too large"))?;
     Ok(StoreConfig {
         cluster: o.opt_str("cluster")?.unwrap_or("tollgate_store").to_string(),
         authority: o.opt_str("authority")?.unwrap_or("tollgate-store").to_string(),
@@ -647,6 +656,7 @@ fn parse_store(v: &Value) -> Result<StoreConfig, ConfigError> {
                 &[("local", FailureMode::Local), ("open", FailureMode::Open), ("closed", FailureMode::Closed)],
             )?
             .unwrap_or(FailureMode::Local),
+        fleet_size,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::engine::EngineStats;
-use crate::limiter::{Evaluation, RuleStatus};
+use crate::limiter::{Evaluation, RuleOutcome, RuleStatus};
 use crate::metrics::{proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric, THROTTLE_QUEUE, THROTTLE_WAIT_MS};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -69,7 +69,12 @@ impl Metrics {
     }
 
     pub fn record(&self, eval: &Evaluation) {
-        for o in &eval.rules {
+        self.record_outcomes(&eval.rules);
+        self.record_stats(&eval.stats);
+    }
+
+    pub fn record_outcomes(&self, outcomes: &[RuleOutcome]) {
+        for o in outcomes {
             let m = match o.status {
                 RuleStatus::Allowed | RuleStatus::Unlimited => RuleMetric::Allowed,
                 RuleStatus::Denied | RuleStatus::MissingKey => RuleMetric::Denied,
@@ -82,7 +87,6 @@ impl Metrics {
                 self.rule(o.rule, RuleMetric::NearLimit);
             }
         }
-        self.record_stats(&eval.stats);
     }
 
     pub fn record_stats(&self, s: &EngineStats) {

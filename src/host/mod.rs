@@ -5,6 +5,7 @@
 mod held;
 mod metrics;
 mod shared_data;
+mod store_call;
 
 use crate::config::Config;
 use crate::limiter::{Evaluation, Limiter, Reply, Reservation};
@@ -17,6 +18,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use shared_data::HostSharedData;
+use std::cell::RefCell;
+use store_call::{Next, PendingGlobal};
 use std::rc::Rc;
 
 proxy_wasm::main! {{
@@ -29,6 +32,10 @@ struct Active {
     limiter: Limiter,
     metrics: Metrics,
     held: SharedQueue,
+    /// This worker's circuit breaker for store calls.
+    breaker: RefCell<crate::global::Breaker>,
+    /// Corrections for global counters (settled tokens, released slots), sent by the tick.
+    store_adjustments: RefCell<Vec<(crate::global::GlobalCheck, i64)>>,
 }
 
 struct TollgateRoot {
@@ -38,7 +45,16 @@ struct TollgateRoot {
 /// How often held requests are checked for release.
 const TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
-impl Context for TollgateRoot {}
+impl Context for TollgateRoot {
+    fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body_size: usize, _trailers: usize) {
+        // Answers to /v1/adjust: only failures matter.
+        let Some(active) = &self.active else { return };
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        if num_headers == 0 || status.as_deref() != Some("200") {
+            active.metrics.proxy(ProxyMetric::StoreErrors, 1);
+        }
+    }
+}
 
 impl RootContext for TollgateRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -68,10 +84,17 @@ impl RootContext for TollgateRoot {
             log::info!("disabled by configuration (\"enabled\": false): every request passes");
         }
         let held = HeldQueue::new(limiter.config.throttle_queue as usize);
-        if limiter.throttles() {
+        let has_global = limiter.config.store.is_some();
+        if limiter.throttles() || has_global {
             let _ = hostcalls::set_tick_period(TICK);
         }
-        self.active = Some(Rc::new(Active { limiter, metrics, held }));
+        self.active = Some(Rc::new(Active {
+            limiter,
+            metrics,
+            held,
+            breaker: RefCell::new(Default::default()),
+            store_adjustments: RefCell::new(Vec::new()),
+        }));
         true
     }
 
@@ -80,6 +103,13 @@ impl RootContext for TollgateRoot {
         let waits = active.held.borrow_mut().release_due(now_nanos());
         for wait in waits {
             active.metrics.released(wait);
+        }
+        let adjustments = std::mem::take(&mut *active.store_adjustments.borrow_mut());
+        if !adjustments.is_empty() {
+            let body = crate::global::adjust_body(&adjustments, store_call::rule_name(active));
+            if store_call::dispatch(active, "/v1/adjust", &body).is_none() {
+                active.metrics.proxy(ProxyMetric::StoreErrors, 1);
+            }
         }
     }
 
@@ -120,9 +150,20 @@ struct TollgateFilter {
     usage: UsageReader,
     /// Total tokens from the configured usage header.
     header_usage: Option<u64>,
+    /// Global rules waiting for the store.
+    global: PendingGlobal,
+    /// Global counters charged at the store (to settle or release there).
+    global_charged: Vec<crate::global::GlobalCheck>,
 }
 
-impl Context for TollgateFilter {}
+impl Context for TollgateFilter {
+    fn on_http_call_response(&mut self, token: u32, _num_headers: usize, body_size: usize, _trailers: usize) {
+        let Some(active) = self.active.clone() else { return };
+        if self.global.token == Some(token) {
+            self.on_store_answer(&active, body_size);
+        }
+    }
+}
 
 fn request_headers() -> Vec<(String, String)> {
     // The bytes variant: a header value that is not UTF-8 must not panic the VM.
@@ -181,6 +222,12 @@ impl TollgateFilter {
                 if let Some(d) = debug {
                     self.response_headers.push(("x-tollgate-rules", d));
                 }
+                if !eval.global.is_empty() {
+                    return match self.start_global(active, eval.global, eval.applied) {
+                        Next::Continue => Action::Continue,
+                        Next::Replied => Action::Pause,
+                    };
+                }
                 if eval.hold_ns > 0 {
                     active.held.borrow_mut().hold(self.context_id, now, eval.hold_ns);
                     active.metrics.held();
@@ -227,7 +274,13 @@ impl TollgateFilter {
 
     /// Settle reservations with the usage the response reported.
     fn settle(&mut self, active: &Active) {
-        if !self.reservations.iter().any(|r| r.unit != crate::config::Unit::Requests) {
+        let needs_usage = |unit: crate::config::Unit| unit != crate::config::Unit::Requests;
+        let global_units: Vec<crate::config::Unit> = self
+            .global_charged
+            .iter()
+            .filter_map(|c| active.limiter.config.rules.get(c.rule).map(|r| r.unit))
+            .collect();
+        if !self.reservations.iter().any(|r| needs_usage(r.unit)) && !global_units.iter().any(|u| needs_usage(*u)) {
             return;
         }
         let mut usage = match std::mem::take(&mut self.usage) {
@@ -250,8 +303,14 @@ impl TollgateFilter {
         if usage.is_empty() {
             usage.total = self.header_usage;
         }
-        let counts_tokens = self.reservations.iter().any(|r| r.unit.is_llm());
+        let counts_tokens =
+            self.reservations.iter().any(|r| r.unit.is_llm()) || global_units.iter().any(|u| u.is_llm());
         let found = !usage.is_empty();
+        for (check, unit) in std::mem::take(&mut self.global_charged).into_iter().zip(global_units) {
+            if let Some(delta) = crate::limiter::settlement(unit, check.cost, check.price, found.then_some(&usage)) {
+                active.store_adjustments.borrow_mut().push((check, delta));
+            }
+        }
         if counts_tokens && !found {
             active.metrics.proxy(ProxyMetric::UsageMissing, 1);
         }

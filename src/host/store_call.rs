@@ -1,0 +1,173 @@
+//! Global rules in the glue: the strict callout to tollgate-store, its answer, and the
+//! failure modes when there is none. The decisions themselves are in `crate::global` and
+//! `crate::limiter`.
+
+use super::{now_nanos, Active, HostSharedData, TollgateFilter};
+use crate::algorithm::Decision;
+use crate::global::{self, Fallback, GlobalCheck, StoreFailure};
+use crate::limiter::{AppliedRule, Reply};
+use crate::metrics::ProxyMetric;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
+
+/// A request waiting for the store.
+#[derive(Default)]
+pub struct PendingGlobal {
+    pub checks: Vec<GlobalCheck>,
+    pub local: Vec<AppliedRule>,
+    pub token: Option<u32>,
+}
+
+/// What to do with the request once global rules are decided.
+pub enum Next {
+    Continue,
+    /// A local reply was sent.
+    Replied,
+}
+
+pub fn rule_name(active: &Active) -> impl Fn(usize) -> String + '_ {
+    |i| active.limiter.config.rules.get(i).map(|r| r.name.clone()).unwrap_or_default()
+}
+
+/// Send a JSON body to the store; the callout's token.
+pub fn dispatch(active: &Active, path: &str, body: &[u8]) -> Option<u32> {
+    let store = active.limiter.config.store.as_ref()?;
+    let bearer = store.token.as_ref().map(|t| format!("Bearer {t}")).unwrap_or_default();
+    let mut headers = vec![
+        (":method", "POST"),
+        (":path", path),
+        (":authority", store.authority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    if !bearer.is_empty() {
+        headers.push(("authorization", bearer.as_str()));
+    }
+    let timeout = std::time::Duration::from_nanos(store.timeout.as_nanos());
+    hostcalls::dispatch_http_call(&store.cluster, headers, Some(body), vec![], timeout).ok()
+}
+
+impl TollgateFilter {
+    /// Ask the store about the request's global rules (strict). True when the request must
+    /// wait for the answer.
+    pub(super) fn start_global(&mut self, active: &Active, checks: Vec<GlobalCheck>, local: Vec<AppliedRule>) -> Next {
+        self.global = PendingGlobal { checks, local, token: None };
+        if active.breaker.borrow_mut().allows(now_nanos()) {
+            let body = global::check_body(&self.global.checks, rule_name(active));
+            if let Some(token) = dispatch(active, "/v1/check", &body) {
+                self.global.token = Some(token);
+                return Next::Replied; // paused until on_http_call_response
+            }
+            active.breaker.borrow_mut().failure(now_nanos());
+            return self.store_failed(active, Some(StoreFailure::Error));
+        }
+        self.store_failed(active, None)
+    }
+
+    /// The store answered (or timed out).
+    pub(super) fn on_store_answer(&mut self, active: &Active, body_size: usize) {
+        self.global.token = None;
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u32>().ok());
+        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let next = match global::parse_check(status, &body, self.global.checks.len()) {
+            Ok(answer) => {
+                active.breaker.borrow_mut().success();
+                self.conclude(active, &answer.decisions)
+            }
+            Err(failure) => {
+                active.breaker.borrow_mut().failure(now_nanos());
+                self.store_failed(active, Some(failure))
+            }
+        };
+        if let Next::Continue = next {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+
+    /// No answer from the store: count it and apply `store.failure_mode`. `failure` is None
+    /// when the circuit breaker skipped the call.
+    fn store_failed(&mut self, active: &Active, failure: Option<StoreFailure>) -> Next {
+        match failure {
+            Some(StoreFailure::Timeout) => active.metrics.proxy(ProxyMetric::StoreTimeouts, 1),
+            Some(StoreFailure::Error) => active.metrics.proxy(ProxyMetric::StoreErrors, 1),
+            None => {}
+        }
+        active.metrics.proxy(ProxyMetric::FailureModeUsed, 1);
+        let Some(store) = active.limiter.config.store.as_ref() else { return Next::Continue };
+        match global::fallback(store) {
+            Fallback::LocalShare => {
+                let (decisions, reservations, stats) =
+                    active.limiter.admit_local_share(&HostSharedData, &self.global.checks, now_nanos());
+                active.metrics.record_stats(&stats);
+                self.reservations.extend(reservations);
+                self.global.checks.iter_mut().for_each(|c| c.cost = 0); // charged locally, not at the store
+                self.conclude(active, &decisions)
+            }
+            Fallback::Allow => {
+                let local = std::mem::take(&mut self.global.local);
+                self.global.checks.clear();
+                self.conclude_with(active, &local, &[], &[])
+            }
+            Fallback::Unavailable => {
+                self.refund_all(active);
+                let body = crate::response::error_body(
+                    "Rate limit store unavailable",
+                    "requests",
+                    "store_unavailable",
+                    "",
+                );
+                let headers = vec![("content-type", "application/json")];
+                let _ = hostcalls::send_http_response(503, headers, Some(body.as_bytes()));
+                Next::Replied
+            }
+        }
+    }
+
+    fn conclude(&mut self, active: &Active, decisions: &[Decision]) -> Next {
+        let local = std::mem::take(&mut self.global.local);
+        let checks = self.global.checks.clone();
+        self.conclude_with(active, &local, &checks, decisions)
+    }
+
+    fn conclude_with(
+        &mut self,
+        active: &Active,
+        local: &[AppliedRule],
+        checks: &[GlobalCheck],
+        decisions: &[Decision],
+    ) -> Next {
+        let (reply, outcomes) = active.limiter.conclude_global(local, checks, decisions);
+        active.metrics.record_outcomes(&outcomes);
+        match reply {
+            Reply::Continue { headers } => {
+                self.response_headers = headers;
+                // Charged at the store: settle (tokens, cost) or release (concurrency) there.
+                self.global_charged = checks
+                    .iter()
+                    .zip(decisions)
+                    .filter(|(c, d)| d.allowed && c.cost > 0)
+                    .map(|(c, _)| *c)
+                    .collect();
+                Next::Continue
+            }
+            Reply::Deny { status, headers, body } => {
+                self.refund_all(active);
+                let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let _ = hostcalls::send_http_response(status, pairs, Some(body.as_bytes()));
+                Next::Replied
+            }
+        }
+    }
+
+    /// Give back every local charge of a request that will not go on.
+    fn refund_all(&mut self, active: &Active) {
+        let reservations = std::mem::take(&mut self.reservations);
+        let stats = active.limiter.refund(&HostSharedData, &reservations, now_nanos());
+        active.metrics.record_stats(&stats);
+    }
+}
