@@ -21,11 +21,11 @@ build: setup
 	@echo "tollgate.wasm: $$(stat -c %s tollgate.wasm) bytes"
 
 demo: build
-	cargo build -q -p tollgate-e2e --bins
+	cargo build -q -p tollgate-e2e --bin mock-llm --bin demo
 	target/debug/demo
 
 test: build
-	cargo build -p tollgate-e2e --bins
+	cargo build --workspace --bins --exclude tollgate-bench
 	cargo test --workspace --exclude tollgate-bench
 	@scripts/test-wasm.sh
 

@@ -371,7 +371,9 @@ impl Limiter {
     pub fn compose(&self, applied: &[AppliedRule], denied_by: Option<usize>) -> Reply {
         let applied: Vec<Applied> = applied
             .iter()
-            .filter_map(|a| Some(Applied { rule: self.config.rules.get(a.rule)?, quota: a.quota, decision: a.decision }))
+            .filter_map(|a| {
+                Some(Applied { rule: self.config.rules.get(a.rule)?, quota: a.quota, decision: a.decision })
+            })
             .collect();
         let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied);
         match denied_by.and_then(|i| applied.get(i)) {
@@ -475,7 +477,11 @@ pub fn settlement(unit: Unit, reserved: u64, price: (u64, u64), usage: Option<&U
         (Unit::Concurrent, _) => Some(-1),
         (Unit::Requests, _) | (_, None) => None,
         (unit, Some(u)) => {
-            let price = crate::config::Price { model: String::new(), input_per_mtok_micro: price.0, output_per_mtok_micro: price.1 };
+            let price = crate::config::Price {
+                model: String::new(),
+                input_per_mtok_micro: price.0,
+                output_per_mtok_micro: price.1,
+            };
             let used = llm::units_used(unit, u, Some(&price));
             let delta = (used as i128 - reserved as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
             (delta != 0).then_some(delta)

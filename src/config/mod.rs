@@ -535,12 +535,15 @@ fn parse_rule(v: &Value, path: &str) -> Result<Rule, ConfigError> {
         for (tier, tv) in map {
             let tpath = format!("{}.{}", o.at("tiers"), tier);
             let t = Obj::new(tv, &tpath, &["limit", "burst", "unlimited"])?;
+            let tl = amount(&t, "limit", unit)?.unwrap_or(limit);
+            let tb = amount(&t, "burst", unit)?.unwrap_or(if t.get("limit").is_some() { tl } else { burst });
             if t.opt_bool("unlimited")? == Some(true) {
+                if t.get("limit").is_some() || t.get("burst").is_some() {
+                    return Err(ConfigError::new(&tpath, "an unlimited tier takes no limit or burst"));
+                }
                 tiers.push((tier.clone(), TierLimit::Unlimited));
                 continue;
             }
-            let tl = amount(&t, "limit", unit)?.unwrap_or(limit);
-            let tb = amount(&t, "burst", unit)?.unwrap_or(if t.get("limit").is_some() { tl } else { burst });
             tiers.push((tier.clone(), TierLimit::Limited(Quota { limit: tl, window_ns: quota.window_ns, burst: tb })));
         }
     }

@@ -19,8 +19,8 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
 use shared_data::HostSharedData;
 use std::cell::RefCell;
-use store_call::{Next, PendingGlobal};
 use std::rc::Rc;
+use store_call::{Next, PendingGlobal};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);

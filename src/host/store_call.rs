@@ -115,12 +115,8 @@ impl TollgateFilter {
             }
             Fallback::Unavailable => {
                 self.refund_all(active);
-                let body = crate::response::error_body(
-                    "Rate limit store unavailable",
-                    "requests",
-                    "store_unavailable",
-                    "",
-                );
+                let body =
+                    crate::response::error_body("Rate limit store unavailable", "requests", "store_unavailable", "");
                 let headers = vec![("content-type", "application/json")];
                 let _ = hostcalls::send_http_response(503, headers, Some(body.as_bytes()));
                 Next::Replied
@@ -147,12 +143,8 @@ impl TollgateFilter {
             Reply::Continue { headers } => {
                 self.response_headers = headers;
                 // Charged at the store: settle (tokens, cost) or release (concurrency) there.
-                self.global_charged = checks
-                    .iter()
-                    .zip(decisions)
-                    .filter(|(c, d)| d.allowed && c.cost > 0)
-                    .map(|(c, _)| *c)
-                    .collect();
+                self.global_charged =
+                    checks.iter().zip(decisions).filter(|(c, d)| d.allowed && c.cost > 0).map(|(c, _)| *c).collect();
                 Next::Continue
             }
             Reply::Deny { status, headers, body } => {

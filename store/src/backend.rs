@@ -12,7 +12,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{ErrorKind, RedisError, Value};
 
-use crate::config::RedisTarget;
+use crate::config::{RedisTarget, TlsFiles};
 use crate::metrics::Metrics;
 
 /// Compare-and-set: KEYS[1] the counter; ARGV[1] the expected current value ('' = absent),
@@ -77,7 +77,7 @@ pub struct Backend {
     conn: tokio::sync::Mutex<Option<Conn>>,
     /// When the last attempt to connect failed: new attempts wait a little, so an outage
     /// costs each request one quick failure rather than one connection attempt each.
-    last_failure: std::sync::Mutex<Option<Instant>>,
+    last_failure: std::sync::Mutex<Option<(Instant, String)>>,
     script: redis::Script,
     timeout: Duration,
     metrics: Arc<Metrics>,
@@ -87,20 +87,55 @@ pub struct Backend {
 
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
+/// A failed connection attempt explains a timeout for this long.
+const LAST_ERROR_RELEVANCE: Duration = Duration::from_secs(5);
+
+/// The PEM files of `--redis-ca-file` / `--redis-cert-file` / `--redis-key-file`, read now.
+fn tls_certificates(tls: &TlsFiles) -> Result<Option<redis::TlsCertificates>, String> {
+    if tls.is_empty() {
+        return Ok(None);
+    }
+    let read = |flag: &str, path: &str| std::fs::read(path).map_err(|e| format!("{flag} {path}: {e}"));
+    let root_cert = match &tls.ca_file {
+        Some(p) => Some(read("--redis-ca-file", p)?),
+        None => None,
+    };
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+            client_cert: read("--redis-cert-file", c)?,
+            client_key: read("--redis-key-file", k)?,
+        }),
+        _ => None,
+    };
+    Ok(Some(redis::TlsCertificates { client_tls, root_cert }))
+}
+
 impl Backend {
-    pub fn new(target: &RedisTarget, timeout: Duration, metrics: Arc<Metrics>) -> Result<Backend, String> {
+    pub fn new(
+        target: &RedisTarget,
+        tls: &TlsFiles,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Backend, String> {
+        let certs = tls_certificates(tls)?;
         let target = match target {
-            RedisTarget::Single(url) => {
-                Target::Single(redis::Client::open(url.as_str()).map_err(|e| format!("--redis: {e}"))?)
-            }
-            RedisTarget::Cluster(nodes) => Target::Cluster(
-                ClusterClient::builder(nodes.iter().map(String::as_str).collect::<Vec<_>>())
+            RedisTarget::Single(url) => Target::Single(
+                match certs {
+                    None => redis::Client::open(url.as_str()),
+                    Some(certs) => redis::Client::build_with_tls(url.as_str(), certs),
+                }
+                .map_err(|e| format!("--redis: {e}"))?,
+            ),
+            RedisTarget::Cluster(nodes) => {
+                let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str).collect::<Vec<_>>())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
-                    .retries(1)
-                    .build()
-                    .map_err(|e| format!("--redis: {e}"))?,
-            ),
+                    .retries(1);
+                if let Some(certs) = certs {
+                    builder = builder.certs(certs);
+                }
+                Target::Cluster(builder.build().map_err(|e| format!("--redis: {e}"))?)
+            }
             RedisTarget::Sentinel { sentinels, service, tls, username, password, db } => {
                 let mut info = redis::RedisConnectionInfo::default().set_db(*db);
                 if let Some(u) = username {
@@ -142,7 +177,7 @@ impl Backend {
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(2)
+            .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(20))
             .set_max_delay(Duration::from_millis(200))
     }
@@ -165,13 +200,8 @@ impl Backend {
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
-        let recent_failure = self
-            .last_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at.elapsed() < RECONNECT_PAUSE);
-        if recent_failure {
-            return Err(StoreError::Unavailable("not connected".into()));
+        if let Some(why) = self.recent_connect_failure(RECONNECT_PAUSE) {
+            return Err(StoreError::Unavailable(why));
         }
         match self.connect().await {
             Ok(c) => {
@@ -179,7 +209,7 @@ impl Backend {
                 Ok(c)
             }
             Err(e) => {
-                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), e.to_string()));
                 Err(StoreError::Unavailable(e.to_string()))
             }
         }
@@ -231,7 +261,18 @@ impl Backend {
                 }
             }
         }
+        if matches!(result, Err(StoreError::Timeout)) {
+            // Waiting for a connection attempt that failed: say why.
+            if let Some(why) = self.recent_connect_failure(LAST_ERROR_RELEVANCE) {
+                return Err(StoreError::Unavailable(format!("{why} (no answer within the timeout)")));
+            }
+        }
         result
+    }
+
+    fn recent_connect_failure(&self, within: Duration) -> Option<String> {
+        let last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref().filter(|(at, _)| at.elapsed() < within).map(|(_, why)| why.clone())
     }
 
     /// The raw value of a counter (empty when absent).

@@ -25,6 +25,9 @@ OPTIONS (environment variable in brackets):
     --proxy-token P         Bearer token proxies must send [TOLLGATE_PROXY_TOKEN] (required)
     --admin-token A         Bearer token admins must send [TOLLGATE_ADMIN_TOKEN] (required, != proxy token)
     --redis-timeout-ms N    Deadline of every Redis call, in ms [TOLLGATE_REDIS_TIMEOUT_MS] (default 200)
+    --redis-ca-file PEM     rediss://: trust this CA instead of the system's [TOLLGATE_REDIS_CA_FILE]
+    --redis-cert-file PEM   rediss://: client certificate for mutual TLS [TOLLGATE_REDIS_CERT_FILE]
+    --redis-key-file PEM    rediss://: its private key [TOLLGATE_REDIS_KEY_FILE]
     --test-clock            Honour the X-Tollgate-Now-Ns request header (tests only: lets a client
                             choose the time; never enable in production)
     -h, --help              Print this help
@@ -77,9 +80,24 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// PEM files for `rediss://` connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+impl TlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self == &TlsFiles::default()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub redis: RedisTarget,
+    pub redis_tls: TlsFiles,
     pub listen: String,
     pub proxy_token: String,
     pub admin_token: String,
@@ -102,6 +120,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     let mut proxy_token: Option<String> = None;
     let mut admin_token: Option<String> = None;
     let mut timeout_ms: Option<String> = None;
+    let mut tls = TlsFiles::default();
     let mut test_clock = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -123,6 +142,9 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             "--proxy-token" => proxy_token = Some(value("--proxy-token")?),
             "--admin-token" => admin_token = Some(value("--admin-token")?),
             "--redis-timeout-ms" => timeout_ms = Some(value("--redis-timeout-ms")?),
+            "--redis-ca-file" => tls.ca_file = Some(value("--redis-ca-file")?),
+            "--redis-cert-file" => tls.cert_file = Some(value("--redis-cert-file")?),
+            "--redis-key-file" => tls.key_file = Some(value("--redis-key-file")?),
             "--test-clock" if inline.is_none() => test_clock = true,
             _ => return Err(format!("unknown argument {arg:?} (see --help)")),
         }
@@ -152,8 +174,22 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             _ => return Err(format!("--redis-timeout-ms: {v:?} is not a number of milliseconds in 1..=60000")),
         },
     };
+    let from_env = |name: &str| env(name).filter(|v| !v.is_empty());
+    tls.ca_file = tls.ca_file.or_else(|| from_env("TOLLGATE_REDIS_CA_FILE"));
+    tls.cert_file = tls.cert_file.or_else(|| from_env("TOLLGATE_REDIS_CERT_FILE"));
+    tls.key_file = tls.key_file.or_else(|| from_env("TOLLGATE_REDIS_KEY_FILE"));
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        return Err("--redis-cert-file and --redis-key-file go together".into());
+    }
+    if !tls.is_empty() && matches!(redis, RedisTarget::Sentinel { .. }) {
+        return Err(
+            "--redis-ca-file/--redis-cert-file are not supported with redis+sentinel:// (use the system trust store)"
+                .into(),
+        );
+    }
     Ok(Command::Run(Box::new(Config {
         redis,
+        redis_tls: tls,
         listen,
         proxy_token,
         admin_token,

@@ -32,7 +32,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     // TLS (rediss://) uses rustls with the ring provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = Arc::new(metrics::Metrics::default());
-    let backend = backend::Backend::new(&config.redis, config.redis_timeout, metrics.clone())?;
+    let backend = backend::Backend::new(&config.redis, &config.redis_tls, config.redis_timeout, metrics.clone())?;
     let app = Arc::new(server::App {
         backend,
         metrics,

@@ -16,7 +16,7 @@ use tollgate_e2e::http::Request;
 use tollgate_e2e::redis::Redis;
 
 use crate::backend::Backend;
-use crate::config::RedisTarget;
+use crate::config::{RedisTarget, TlsFiles};
 use crate::counters::KeyLocks;
 use crate::metrics::Metrics;
 use crate::server::{router, App, TEST_CLOCK_HEADER};
@@ -35,7 +35,7 @@ impl Store {
         let metrics = Arc::new(Metrics::default());
         let target = RedisTarget::Single(redis_url.to_string());
         let app = Arc::new(App {
-            backend: Backend::new(&target, Duration::from_millis(500), metrics.clone()).unwrap(),
+            backend: Backend::new(&target, &TlsFiles::default(), Duration::from_millis(500), metrics.clone()).unwrap(),
             metrics,
             proxy_token: TOKEN.into(),
             admin_token: "parity-admin-token".into(),

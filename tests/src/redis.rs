@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -129,20 +130,47 @@ fn spawn_server(port: u16, dir: &TempDir, extra: &[String]) -> Proc {
 pub struct Redis {
     pub port: u16,
     dir: TempDir,
+    extra: Vec<String>,
     proc: Option<Proc>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(TempDir::new("redis"), Vec::new())
+    }
+
+    /// Start with more redis-server flags, in `dir`.
+    pub fn start_with(dir: TempDir, extra: Vec<String>) -> Redis {
         require_redis_server();
-        let dir = TempDir::new("redis");
-        let mut r = Redis { port: free_port(), dir, proc: None };
+        let mut r = Redis { port: free_port(), dir, extra, proc: None };
         r.launch();
         r
     }
 
+    /// A server that also listens with TLS (`tls_port`), requiring client certificates
+    /// signed by a fresh test CA (made with the openssl CLI). The plain port stays open for
+    /// the harness.
+    pub fn start_tls() -> TlsRedis {
+        let dir = TempDir::new("redis-tls");
+        let certs = TestCerts::make(&dir.0);
+        let tls_port = free_port();
+        let extra = vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            certs.server_cert.display().to_string(),
+            "--tls-key-file".into(),
+            certs.server_key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            certs.ca.display().to_string(),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+        ];
+        TlsRedis { redis: Redis::start_with(dir, extra), tls_port, certs }
+    }
+
     fn launch(&mut self) {
-        self.proc = Some(spawn_server(self.port, &self.dir, &[]));
+        self.proc = Some(spawn_server(self.port, &self.dir, &self.extra));
         assert!(
             wait_for_ping(self.port, Duration::from_secs(10)),
             "redis-server on port {} did not answer PING:\n{}",
@@ -218,6 +246,156 @@ impl Drop for Redis {
             }
         }
         self.stop();
+    }
+}
+
+/// Certificates made by `openssl` for TLS tests: a CA, a server certificate for 127.0.0.1 and
+/// a client certificate, all signed by the CA.
+pub struct TestCerts {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestCerts {
+    pub fn make(dir: &Path) -> TestCerts {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .expect("openssl not found: install it (apt-get install openssl)");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tollgate-test-ca",
+        ]);
+        for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=tollgate-store")] {
+            let (key, csr, crt, ext) =
+                (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
+            openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        TestCerts {
+            ca: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+        }
+    }
+}
+
+/// A Redis that also listens with TLS.
+pub struct TlsRedis {
+    pub redis: Redis,
+    pub tls_port: u16,
+    pub certs: TestCerts,
+}
+
+impl TlsRedis {
+    /// `rediss://127.0.0.1:TLS_PORT`
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+}
+
+/// A master, one replica and one sentinel watching them (master name `tollgate`), so tests
+/// can kill the master and watch the sentinel promote the replica.
+pub struct Sentinel {
+    pub master: Redis,
+    pub replica: Redis,
+    pub sentinel_port: u16,
+    _sentinel: Proc,
+    _dir: TempDir,
+}
+
+impl Sentinel {
+    pub fn start() -> Sentinel {
+        let master = Redis::start();
+        let replica = Redis::start_with(
+            TempDir::new("redis-replica"),
+            vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()],
+        );
+        let dir = TempDir::new("redis-sentinel");
+        let sentinel_port = free_port();
+        let conf = dir.0.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor tollgate 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds tollgate 500\nsentinel failover-timeout tollgate 2000\n",
+                dir.0.display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.0.join("sentinel.log")).unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn redis-server --sentinel");
+        let sentinel = Proc { name: "redis-sentinel".into(), child };
+        assert!(wait_for_ping(sentinel_port, Duration::from_secs(10)), "the sentinel did not answer PING");
+        // Wait until the replica is in sync, so a failover has something to promote.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !command(replica.port, &["INFO", "replication"])
+            .ok()
+            .and_then(|r| r.as_text())
+            .is_some_and(|t| t.contains("master_link_status:up"))
+        {
+            assert!(Instant::now() < deadline, "the replica did not sync with the master within 10 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sentinel { master, replica, sentinel_port, _sentinel: sentinel, _dir: dir }
+    }
+
+    /// `redis+sentinel://127.0.0.1:PORT/tollgate`
+    pub fn url(&self) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/tollgate", self.sentinel_port)
+    }
+
+    /// The port of the master the sentinel currently reports.
+    pub fn master_port(&self) -> Option<u16> {
+        let r = command(self.sentinel_port, &["SENTINEL", "get-master-addr-by-name", "tollgate"]).ok()?;
+        r.as_array().get(1)?.as_text()?.parse().ok()
     }
 }
 

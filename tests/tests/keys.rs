@@ -30,7 +30,7 @@ fn jwt(payload: &str) -> String {
     format!("Bearer {}.{}.sig", b64("{\"alg\":\"none\"}"), b64(payload))
 }
 
-fn statuses(envoy: &Envoy, reqs: Vec<Request>) -> Vec<u16> {
+fn statuses(reqs: Vec<Request>) -> Vec<u16> {
     reqs.into_iter().map(|r| r.send().unwrap().status).collect()
 }
 
@@ -41,9 +41,9 @@ fn jwt_claims_key_requests_and_malformed_tokens_count_as_missing() {
     let get = |auth: &str| Request::get(&envoy.url("/")).header("authorization", auth);
     let alice = jwt(r#"{"sub":"alice"}"#);
     let bob = jwt(r#"{"sub":"bob"}"#);
-    assert_eq!(statuses(&envoy, vec![get(&alice), get(&alice), get(&bob)]), vec![200, 429, 200]);
+    assert_eq!(statuses(vec![get(&alice), get(&alice), get(&bob)]), vec![200, 429, 200]);
     // Malformed tokens lack the key: they share the missing-key counter.
-    assert_eq!(statuses(&envoy, vec![get("Bearer not.a.jwt!"), get("Bearer x")]), vec![200, 429]);
+    assert_eq!(statuses(vec![get("Bearer not.a.jwt!"), get("Bearer x")]), vec![200, 429]);
 }
 
 #[test]
@@ -56,9 +56,7 @@ fn cookie_query_and_forwarded_for_keys() {
     let req = |path: &str, cookie: &str, xff: &str| {
         Request::get(&envoy.url(path)).header("cookie", cookie).header("x-forwarded-for", xff)
     };
-    let got = statuses(
-        &envoy,
-        vec![
+    let got = statuses(vec![
             req("/?team=a", "session=1", "9.9.9.9, 1.1.1.1"),
             req("/?team=a", "x=2; session=1", "8.8.8.8, 1.1.1.1"), // same cookie, team and rightmost hop
             req("/?team=b", "session=1", "1.1.1.1"),
@@ -75,7 +73,7 @@ fn body_field_keys_and_the_body_cap() {
     let envoy = Envoy::standalone(&one_per_key(&["body:/user/id"], json!({"max_body_bytes": 4096})), llm.port);
     let post = |body: String| Request::post(&envoy.url("/v1/jobs"), &body);
     let small = |id: &str| json!({"user": {"id": id}, "pad": "x"}).to_string();
-    assert_eq!(statuses(&envoy, vec![post(small("u1")), post(small("u1")), post(small("u2"))]), vec![200, 429, 200]);
+    assert_eq!(statuses(vec![post(small("u1")), post(small("u1")), post(small("u2"))]), vec![200, 429, 200]);
     // Over the cap the key is missing (shared counter), and the request still goes through.
     let big = |id: &str| json!({"user": {"id": id}, "pad": "x".repeat(10_000)}).to_string();
     let r: Response = post(big("u3")).send().unwrap();
@@ -100,11 +98,11 @@ fn missing_key_deny_answers_403_and_skip_lets_through() {
     assert_eq!(r.json()["error"]["code"], "missing_key");
     assert_eq!(r.json()["error"]["rule"], "need-user");
     assert_eq!(
-        statuses(&envoy, vec![Request::get(&envoy.url("/public")), Request::get(&envoy.url("/public"))]),
+        statuses(vec![Request::get(&envoy.url("/public")), Request::get(&envoy.url("/public"))]),
         vec![200, 200]
     );
     let team = || Request::get(&envoy.url("/public")).header("x-team", "t");
-    assert_eq!(statuses(&envoy, vec![team(), team()]), vec![200, 429]);
+    assert_eq!(statuses(vec![team(), team()]), vec![200, 429]);
 }
 
 #[test]

@@ -1,15 +1,36 @@
 //! `tollgatectl`: `validate` runs the filter's own parser natively and reports exactly what
 //! Envoy logs for the same file; the store commands say they are not implemented yet.
 //!
-//! Needs `cargo build -p tollgate-store` (and, for the Envoy comparison, `make build`).
+//! Builds `tollgatectl` itself (`cargo build -p tollgate-store`); the Envoy comparison needs
+//! `make build`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use tollgate_e2e::{repo_root, workspace_bin, Envoy, EnvoyOptions, MockLlm, TempDir};
 
+/// `tollgatectl`, built from the current sources first (`cargo test` does not build another
+/// package's binaries, and a stale binary would check configs with an old parser).
+fn tollgatectl() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo =
+                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "tollgate-store", "--bin", "tollgatectl"]).current_dir(repo_root());
+            if std::env::current_exe().unwrap().components().any(|c| c.as_os_str() == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().unwrap();
+            assert!(status.success(), "cargo build -p tollgate-store --bin tollgatectl failed");
+            workspace_bin("tollgatectl")
+        })
+        .clone()
+}
+
 fn ctl(args: &[&str]) -> Output {
-    Command::new(workspace_bin("tollgatectl")).args(args).current_dir(repo_root()).output().unwrap()
+    Command::new(tollgatectl()).args(args).current_dir(repo_root()).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -156,7 +177,7 @@ fn validate_checks_every_file_given_and_fails_if_any_is_invalid() {
 
 #[test]
 fn validate_reads_standard_input_and_marks_disabled_rules() {
-    let mut child = Command::new(workspace_bin("tollgatectl"))
+    let mut child = Command::new(tollgatectl())
         .args(["validate", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

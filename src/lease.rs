@@ -1,0 +1,187 @@
+//! Batched global limits (`sync: batched`): quota leased from tollgate-store and spent locally.
+//!
+//! The store carves units out of the global counter atomically and grants them to one proxy,
+//! so the fleet never admits more than the limit in total. The proxy keeps each lease in a
+//! record of its slot table (shared by its workers, spent with compare-and-swap), so in steady
+//! state a request waits for no callout. One flusher per Envoy (a leader elected through shared
+//! data) renews leases ahead of need, sized to the recent rate, and returns what was not spent
+//! when a lease expires. A request that finds no lease waits for one (like strict).
+//!
+//! Under-admission bound: units leased to a proxy and not spent are unavailable to others until
+//! they are returned, at most `lease_ttl` later. Per key, at most `fleet_size × max_lease`
+//! units are outstanding, where `max_lease = ceil(capacity / (2 × fleet_size))`: at worst half
+//! the capacity is stranded for one lease TTL (and only while a proxy holding units is idle).
+
+use crate::algorithm::{Algorithm, Nanos, Quota, State};
+
+/// One lease, as kept in a slot-table record: `State([units_left, expires_at, meta])`, where
+/// `meta` holds the size of the last grant (low 48 bits) and the "renew soon" flag (bit 63).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lease {
+    pub units: u64,
+    pub expires_at: Nanos,
+    pub last_grant: u64,
+    pub renew: bool,
+}
+
+const RENEW_BIT: u64 = 1 << 63;
+const GRANT_MASK: u64 = (1 << 48) - 1;
+
+impl Lease {
+    pub fn decode(s: State) -> Lease {
+        let [units, expires_at, meta] = s.0;
+        Lease { units, expires_at, last_grant: meta & GRANT_MASK, renew: meta & RENEW_BIT != 0 }
+    }
+
+    pub fn encode(&self) -> State {
+        let meta = (self.last_grant.min(GRANT_MASK)) | if self.renew { RENEW_BIT } else { 0 };
+        State([self.units, self.expires_at, meta])
+    }
+
+    /// Spend `cost` units now, if the lease holds them and has not expired. Asks for an early
+    /// renewal once less than half of the last grant is left.
+    pub fn spend(&self, cost: u64, now: Nanos) -> Option<Lease> {
+        if now >= self.expires_at || self.units < cost {
+            return None;
+        }
+        let units = self.units - cost;
+        let renew = self.renew || units.saturating_mul(2) < self.last_grant;
+        Some(Lease { units, renew, ..*self })
+    }
+
+    /// Add `granted` units valid until `expires_at`.
+    pub fn grant(&self, granted: u64, expires_at: Nanos, now: Nanos) -> Lease {
+        // Units of an expired lease are being returned by the flusher: do not reuse them.
+        let kept = if now < self.expires_at { self.units } else { 0 };
+        Lease { units: kept.saturating_add(granted), expires_at, last_grant: granted.max(1), renew: false }
+    }
+
+    /// Take back everything left (to return it to the store).
+    pub fn drain(&self) -> (u64, Lease) {
+        (self.units, Lease { units: 0, renew: false, ..*self })
+    }
+}
+
+/// The most one proxy may hold of one counter at once.
+pub fn max_lease(algorithm: Algorithm, q: &Quota, fleet_size: u32) -> u64 {
+    let share = 2 * u64::from(fleet_size.max(1));
+    algorithm.capacity(q).div_ceil(share).max(1)
+}
+
+/// How many units to ask for: enough for two sync intervals at the recent rate (units per
+/// second), at least `cost`, at most `max_lease` (unless `cost` itself is larger).
+pub fn lease_size(rate_per_sec: u64, sync_interval: Nanos, cost: u64, max: u64) -> u64 {
+    let want = (rate_per_sec as u128 * sync_interval as u128 * 2 / 1_000_000_000) as u64;
+    want.clamp(1, max.max(1)).max(cost)
+}
+
+/// When a lease granted now must be spent by: its TTL, and for windowed algorithms never past
+/// the end of the store's current window (units of one window must not be spent in the next).
+pub fn lease_expiry(algorithm: Algorithm, now: Nanos, ttl: Nanos, window_reset_ns: Nanos) -> Nanos {
+    let end = now.saturating_add(ttl);
+    match algorithm {
+        Algorithm::FixedWindow | Algorithm::SlidingWindow if window_reset_ns > 0 => {
+            end.min(now.saturating_add(window_reset_ns))
+        }
+        _ => end,
+    }
+}
+
+/// The shared index of active leases (so the flusher knows which records to look at):
+/// up to `INDEX_CAPACITY` entries of (rule index u32, key hash u64), 12 bytes each.
+pub const INDEX_CAPACITY: usize = 256;
+
+pub fn index_decode(bytes: &[u8]) -> Vec<(u32, u64)> {
+    bytes
+        .chunks_exact(12)
+        .filter_map(|c| {
+            let rule = u32::from_le_bytes(c.get(..4)?.try_into().ok()?);
+            let key = u64::from_le_bytes(c.get(4..12)?.try_into().ok()?);
+            (key != 0).then_some((rule, key))
+        })
+        .collect()
+}
+
+pub fn index_encode(entries: &[(u32, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 12);
+    for (rule, key) in entries.iter().take(INDEX_CAPACITY) {
+        out.extend_from_slice(&rule.to_le_bytes());
+        out.extend_from_slice(&key.to_le_bytes());
+    }
+    out
+}
+
+/// The flusher's lease: `State`-free record of who leads, `(worker id, heartbeat)`.
+pub fn leader_decode(bytes: &[u8]) -> (u64, Nanos) {
+    let word = |i: usize| bytes.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    (word(0).unwrap_or(0), word(1).unwrap_or(0))
+}
+
+pub fn leader_encode(worker: u64, heartbeat: Nanos) -> Vec<u8> {
+    let mut out = worker.to_le_bytes().to_vec();
+    out.extend_from_slice(&heartbeat.to_le_bytes());
+    out
+}
+
+/// Whether `worker` should lead now: it already does, or the leader missed three beats.
+pub fn should_lead(current: (u64, Nanos), worker: u64, now: Nanos, interval: Nanos) -> bool {
+    current.0 == worker || current.0 == 0 || now.saturating_sub(current.1) > interval.saturating_mul(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::NANOS_PER_SEC;
+
+    #[test]
+    fn encode_roundtrip() {
+        let l = Lease { units: 7, expires_at: 99, last_grant: 12, renew: true };
+        assert_eq!(Lease::decode(l.encode()), l);
+        assert_eq!(Lease::decode(State::default()), Lease::default());
+    }
+
+    #[test]
+    fn spending_stops_at_zero_and_at_expiry_and_asks_for_renewal_at_half() {
+        let l = Lease::default().grant(10, 100, 0);
+        let l = l.spend(4, 1).unwrap();
+        assert!(!l.renew);
+        let l = l.spend(2, 2).unwrap();
+        assert!(l.renew, "4 left of 10");
+        assert_eq!(l.spend(5, 3), None);
+        assert_eq!(l.spend(1, 100), None, "expired");
+        let (back, drained) = l.drain();
+        assert_eq!((back, drained.units), (4, 0));
+    }
+
+    #[test]
+    fn an_expired_lease_is_not_topped_up_with_units_being_returned() {
+        let l = Lease { units: 5, expires_at: 10, last_grant: 5, renew: false };
+        assert_eq!(l.grant(3, 30, 20).units, 3);
+        assert_eq!(l.grant(3, 30, 5).units, 8);
+    }
+
+    #[test]
+    fn sizes_and_expiries() {
+        let q = Quota { limit: 100, window_ns: 60 * NANOS_PER_SEC, burst: 100 };
+        assert_eq!(max_lease(Algorithm::Gcra, &q, 2), 25);
+        let interval = NANOS_PER_SEC / 10;
+        assert_eq!(lease_size(50, interval, 1, 25), 10);
+        assert_eq!(lease_size(1000, interval, 1, 25), 25);
+        assert_eq!(lease_size(0, interval, 3, 25), 3);
+        assert_eq!(lease_expiry(Algorithm::FixedWindow, 1000, 500, 200), 1200);
+        assert_eq!(lease_expiry(Algorithm::Gcra, 1000, 500, 200), 1500);
+    }
+
+    #[test]
+    fn index_and_leader() {
+        let e = vec![(1, 5), (2, 9)];
+        assert_eq!(index_decode(&index_encode(&e)), e);
+        assert_eq!(index_decode(&[1, 2, 3]), vec![]);
+        let (w, t) = leader_decode(&leader_encode(7, 100));
+        assert_eq!((w, t), (7, 100));
+        assert!(should_lead((7, 100), 7, 1000, 10));
+        assert!(!should_lead((7, 100), 8, 120, 10));
+        assert!(should_lead((7, 100), 8, 131, 10));
+        assert!(should_lead((0, 0), 8, 1, 10));
+    }
+}
