@@ -260,6 +260,37 @@ impl Engine {
         stats.cas_exhausted += 1;
     }
 
+    /// Read-modify-write the record of `key` when it is not an algorithm counter (a lease):
+    /// `f` gets its state (fresh when the key has no record yet) and returns the new state, when
+    /// the record may be reused, and a result; None leaves the record as it is. Returns `f`'s
+    /// result, or None when `f` declined, the key's set is full, or CAS kept failing.
+    pub fn modify<T>(
+        &self,
+        store: &dyn SharedStore,
+        key: KeyHash,
+        now: Nanos,
+        mut f: impl FnMut(State) -> Option<(State, Nanos, T)>,
+    ) -> Option<T> {
+        let set = self.table.set_of(key);
+        let name = self.table.set_name(set);
+        for _ in 0..=MAX_CAS_RETRIES {
+            let (bytes, cas) = store.get(name)?;
+            let (way, state) = match lookup(&bytes, key, now) {
+                Lookup::Own(way) => (way, record_at(&bytes, way).state),
+                Lookup::Free { way, .. } => (way, State::default()),
+                Lookup::Full => return None,
+            };
+            let (new_state, idle_at, out) = f(state)?;
+            let rec = Record { key: key.0, idle_at, state: new_state };
+            match store.set(name, &with_record(&bytes, way, &rec), cas) {
+                Ok(()) => return Some(out),
+                Err(StoreError::CasMismatch) => continue,
+                Err(StoreError::Failed) => return None,
+            }
+        }
+        None
+    }
+
     /// Read a counter without charging (cost 0).
     pub fn peek(&self, store: &dyn SharedStore, check: &Check, now: Nanos) -> Decision {
         let zero = Check { cost: 0, ..*check };

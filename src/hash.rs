@@ -89,7 +89,17 @@ pub fn hash_parts(seed: u64, parts: &[&[u8]]) -> u64 {
     h.finish()
 }
 
+/// Seed of fleet-wide key hashes: global counters at the store, overrides and per-key limits.
+/// The same raw key gives the same hash on every proxy and in tollgate-store, whatever the rule
+/// (the rule name keeps counters apart), so the admin API can find a key's state from the key.
+pub const FLEET_SEED: u64 = 0x746f_6c6c_6761_7465; // "tollgate"
+
 impl KeyHash {
+    /// The fleet-wide hash of a key made of `parts` (see `FLEET_SEED`).
+    pub fn fleet(parts: &[&[u8]]) -> KeyHash {
+        KeyHash::of(FLEET_SEED, parts)
+    }
+
     pub fn of(seed: u64, parts: &[&[u8]]) -> KeyHash {
         match hash_parts(seed, parts) {
             0 => KeyHash(1),

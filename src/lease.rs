@@ -13,6 +13,10 @@
 //! the capacity is stranded for one lease TTL (and only while a proxy holding units is idle).
 
 use crate::algorithm::{Algorithm, Nanos, Quota, State};
+use crate::engine::Engine;
+use crate::global::{GlobalCheck, Grant};
+use crate::hash::KeyHash;
+use crate::shared_store::SharedStore;
 
 /// One lease, as kept in a slot-table record: `State([units_left, expires_at, meta])`, where
 /// `meta` holds the size of the last grant (low 48 bits) and the "renew soon" flag (bit 63).
@@ -87,31 +91,164 @@ pub fn lease_expiry(algorithm: Algorithm, now: Nanos, ttl: Nanos, window_reset_n
     }
 }
 
-/// The shared index of active leases (so the flusher knows which records to look at):
-/// up to `INDEX_CAPACITY` entries of (rule index u32, key hash u64), 12 bytes each.
+/// The shared index of active leases, so the flusher knows which records to look at: up to
+/// `INDEX_CAPACITY` entries (a counter leased beyond it is still spent locally, but is not
+/// renewed ahead of need nor returned early: its units come back when the window passes).
 pub const INDEX_CAPACITY: usize = 256;
+pub const INDEX_KEY: &str = "tollgate:v1:lease-index";
+pub const LEADER_KEY: &str = "tollgate:v1:lease-leader";
+const ENTRY_BYTES: usize = 28;
 
-pub fn index_decode(bytes: &[u8]) -> Vec<(u32, u64)> {
+/// One leased counter: its rule, key hash and the (tier's) limit and burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub rule: u32,
+    pub key: u64,
+    pub limit: u64,
+    pub burst: u64,
+}
+
+impl IndexEntry {
+    pub fn of(g: &GlobalCheck) -> IndexEntry {
+        IndexEntry { rule: g.rule as u32, key: g.key.0, limit: g.quota.limit, burst: g.quota.burst }
+    }
+}
+
+pub fn index_decode(bytes: &[u8]) -> Vec<IndexEntry> {
+    let word = |c: &[u8], at: usize| c.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
     bytes
-        .chunks_exact(12)
+        .chunks_exact(ENTRY_BYTES)
         .filter_map(|c| {
             let rule = u32::from_le_bytes(c.get(..4)?.try_into().ok()?);
-            let key = u64::from_le_bytes(c.get(4..12)?.try_into().ok()?);
-            (key != 0).then_some((rule, key))
+            let e = IndexEntry { rule, key: word(c, 4)?, limit: word(c, 12)?, burst: word(c, 20)? };
+            (e.key != 0).then_some(e)
         })
         .collect()
 }
 
-pub fn index_encode(entries: &[(u32, u64)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * 12);
-    for (rule, key) in entries.iter().take(INDEX_CAPACITY) {
-        out.extend_from_slice(&rule.to_le_bytes());
-        out.extend_from_slice(&key.to_le_bytes());
+pub fn index_encode(entries: &[IndexEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * ENTRY_BYTES);
+    for e in entries.iter().take(INDEX_CAPACITY) {
+        out.extend_from_slice(&e.rule.to_le_bytes());
+        out.extend_from_slice(&e.key.to_le_bytes());
+        out.extend_from_slice(&e.limit.to_le_bytes());
+        out.extend_from_slice(&e.burst.to_le_bytes());
     }
     out
 }
 
-/// The flusher's lease: `State`-free record of who leads, `(worker id, heartbeat)`.
+/// Add entries to the shared index (CAS), skipping those already there.
+pub fn index_add(store: &dyn SharedStore, new: &[IndexEntry]) {
+    for _ in 0..16 {
+        let (bytes, cas) = store.get(INDEX_KEY).unwrap_or_default();
+        let mut entries = index_decode(&bytes);
+        let before = entries.len();
+        for e in new {
+            if entries.len() < INDEX_CAPACITY && !entries.iter().any(|x| x.rule == e.rule && x.key == e.key) {
+                entries.push(*e);
+            }
+        }
+        if entries.len() == before || store.set(INDEX_KEY, &index_encode(&entries), cas).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Remove entries from the shared index (CAS).
+pub fn index_remove(store: &dyn SharedStore, gone: &[IndexEntry]) {
+    for _ in 0..16 {
+        let (bytes, cas) = store.get(INDEX_KEY).unwrap_or_default();
+        let entries: Vec<IndexEntry> = index_decode(&bytes)
+            .into_iter()
+            .filter(|e| !gone.iter().any(|g| g.rule == e.rule && g.key == e.key))
+            .collect();
+        if store.set(INDEX_KEY, &index_encode(&entries), cas).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Take back what an expired lease holds (the flusher returns it to the store).
+pub fn drain_expired(engine: &Engine, store: &dyn SharedStore, e: &IndexEntry, now: Nanos) -> u64 {
+    engine
+        .modify(store, lease_key(e.rule as usize, e.key), now, |s| {
+            let l = Lease::decode(s);
+            if now < l.expires_at || l.units == 0 {
+                return None;
+            }
+            let (units, drained) = l.drain();
+            Some((drained.encode(), l.expires_at, units))
+        })
+        .unwrap_or(0)
+}
+
+/// A lease as the flusher sees it.
+pub fn peek(engine: &Engine, store: &dyn SharedStore, e: &IndexEntry, now: Nanos) -> Lease {
+    engine
+        .modify(store, lease_key(e.rule as usize, e.key), now, |s| {
+            Some((s, Lease::decode(s).expires_at, Lease::decode(s)))
+        })
+        .unwrap_or_default()
+}
+
+/// Lease records are kept apart from counters of the same key.
+const LEASE_SALT: u64 = 0x6c65_6173_6573_616c; // "leasesal"
+
+pub fn lease_key(rule: usize, key: u64) -> KeyHash {
+    KeyHash((key ^ LEASE_SALT).rotate_left(rule as u32 % 64) | 1)
+}
+
+/// Spend every check's cost from this proxy's leases, all or nothing. False: some lease is
+/// missing, expired or short (nothing is spent then).
+pub fn spend_all(engine: &Engine, store: &dyn SharedStore, checks: &[GlobalCheck], now: Nanos) -> bool {
+    for (i, g) in checks.iter().enumerate() {
+        let spent = engine.modify(store, lease_key(g.rule, g.key.0), now, |s| {
+            let lease = Lease::decode(s).spend(g.cost, now)?;
+            Some((lease.encode(), lease.expires_at, ()))
+        });
+        if spent.is_none() {
+            for back in &checks[..i] {
+                give_back(engine, store, back, back.cost, now);
+            }
+            return false;
+        }
+    }
+    true
+}
+
+/// Put `units` back into a lease (a request that spent them did not go on).
+pub fn give_back(engine: &Engine, store: &dyn SharedStore, g: &GlobalCheck, units: u64, now: Nanos) {
+    engine.modify(store, lease_key(g.rule, g.key.0), now, |s| {
+        let l = Lease::decode(s);
+        Some((Lease { units: l.units.saturating_add(units), ..l }.encode(), l.expires_at, ()))
+    });
+}
+
+/// Record what the store granted, then take `spend` units for the request that asked (0 for
+/// the flusher's renewals). True when the request's units were covered.
+pub fn apply_grant(
+    engine: &Engine,
+    store: &dyn SharedStore,
+    g: &GlobalCheck,
+    grant: &Grant,
+    spend: u64,
+    now: Nanos,
+    ttl: Nanos,
+) -> bool {
+    let expires = lease_expiry(g.algorithm, now, ttl, grant.decision.reset_after_ns);
+    engine
+        .modify(store, lease_key(g.rule, g.key.0), now, |s| {
+            let granted = Lease::decode(s).grant(grant.granted, expires, now);
+            let (lease, covered) = match granted.spend(spend, now) {
+                Some(spent) if spend > 0 => (spent, true),
+                _ => (granted, spend == 0),
+            };
+            Some((lease.encode(), lease.expires_at, covered))
+        })
+        .unwrap_or(false)
+}
+
+/// Who flushes for this Envoy: `(worker id, heartbeat)`.
 pub fn leader_decode(bytes: &[u8]) -> (u64, Nanos) {
     let word = |i: usize| bytes.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
     (word(0).unwrap_or(0), word(1).unwrap_or(0))
@@ -174,7 +311,10 @@ mod tests {
 
     #[test]
     fn index_and_leader() {
-        let e = vec![(1, 5), (2, 9)];
+        let e = vec![
+            IndexEntry { rule: 1, key: 5, limit: 10, burst: 3 },
+            IndexEntry { rule: 2, key: 9, limit: 1, burst: 1 },
+        ];
         assert_eq!(index_decode(&index_encode(&e)), e);
         assert_eq!(index_decode(&[1, 2, 3]), vec![]);
         let (w, t) = leader_decode(&leader_encode(7, 100));

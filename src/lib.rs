@@ -13,6 +13,7 @@ pub mod engine;
 pub mod global;
 pub mod hash;
 pub mod keys;
+pub mod lease;
 pub mod limiter;
 pub mod llm;
 pub mod matcher;

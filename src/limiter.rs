@@ -177,19 +177,11 @@ impl Limiter {
 
     /// The counter key of `rule` for `req`, or None when a key source is missing.
     fn key_of(&self, rule: &Rule, req: &Request) -> Option<KeyHash> {
-        let mut parts: [Option<KeyPart>; 4] = [None, None, None, None];
-        if rule.key.len() <= parts.len() {
-            for (slot, src) in parts.iter_mut().zip(&rule.key) {
-                *slot = Some(src.extract(req, &self.config.api_key, self.config.trusted_hops)?);
-            }
-            let bytes: Vec<&[u8]> = parts.iter().flatten().map(KeyPart::as_bytes).collect();
-            return Some(KeyHash::of(rule.hash_seed, &bytes));
-        }
-        let owned: Option<Vec<KeyPart>> =
+        let parts: Option<Vec<KeyPart>> =
             rule.key.iter().map(|src| src.extract(req, &self.config.api_key, self.config.trusted_hops)).collect();
-        let owned = owned?;
-        let bytes: Vec<&[u8]> = owned.iter().map(KeyPart::as_bytes).collect();
-        Some(KeyHash::of(rule.hash_seed, &bytes))
+        let parts = parts?;
+        let bytes: Vec<&[u8]> = parts.iter().map(KeyPart::as_bytes).collect();
+        Some(hash_key(rule, &bytes))
     }
 
     /// Decide one request: every matching rule applies; the request is denied if any
@@ -220,7 +212,7 @@ impl Limiter {
             let key = match self.key_of(rule, req) {
                 Some(k) => k,
                 None => match rule.missing_key {
-                    MissingKey::Shared => KeyHash::of(rule.hash_seed, &[MISSING]),
+                    MissingKey::Shared => hash_key(rule, &[MISSING]),
                     MissingKey::Skip => continue,
                     MissingKey::Deny => {
                         return self.refusal(
@@ -333,6 +325,38 @@ impl Limiter {
             self.engine.adjust(store, &r.check, r.place, delta, now, &mut stats);
         }
         stats
+    }
+
+    /// Whether a global rule uses `sync: batched` (leases) rather than strict.
+    pub fn is_batched(&self, rule: usize) -> bool {
+        self.config.rules.get(rule).is_some_and(|r| r.sync == crate::config::Sync::Batched)
+    }
+
+    pub fn has_batched(&self) -> bool {
+        self.config
+            .rules
+            .iter()
+            .any(|r| r.enabled && r.scope == Scope::Global && r.sync == crate::config::Sync::Batched)
+    }
+
+    /// How long a lease may be spent: five sync intervals.
+    pub fn lease_ttl(&self) -> Nanos {
+        self.config.store.as_ref().map(|s| s.sync_interval.as_nanos()).unwrap_or(100_000_000).saturating_mul(5)
+    }
+
+    /// What a request without a lease asks for: half the most one proxy may hold, at least
+    /// its own cost.
+    pub fn first_lease(&self, g: &GlobalCheck) -> u64 {
+        let fleet = self.config.store.as_ref().map(|s| s.fleet_size).unwrap_or(1);
+        (crate::lease::max_lease(g.algorithm, &g.quota, fleet) / 2).max(1).max(g.cost)
+    }
+
+    /// The global check a leased index entry stands for (None when its rule is gone).
+    pub fn lease_check(&self, e: &crate::lease::IndexEntry) -> Option<GlobalCheck> {
+        let rule = self.config.rules.get(e.rule as usize)?;
+        let algorithm = rule.algorithm?;
+        let quota = Quota { limit: e.limit, window_ns: rule.quota.window_ns, burst: e.burst };
+        Some(GlobalCheck { rule: e.rule as usize, algorithm, quota, key: KeyHash(e.key), cost: 0, price: (0, 0) })
     }
 
     /// Whether any rule holds requests (so the glue runs a tick to release them).
@@ -486,6 +510,15 @@ pub fn settlement(unit: Unit, reserved: u64, price: (u64, u64), usage: Option<&U
             let delta = (used as i128 - reserved as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
             (delta != 0).then_some(delta)
         }
+    }
+}
+
+/// A counter's key hash: per rule for local counters; fleet-wide for global ones (the store
+/// keeps rules apart by name, and the admin API finds a key's counters from the key).
+fn hash_key(rule: &Rule, parts: &[&[u8]]) -> KeyHash {
+    match rule.scope {
+        Scope::Global => KeyHash::fleet(parts),
+        Scope::Local => KeyHash::of(rule.hash_seed, parts),
     }
 }
 

@@ -46,10 +46,11 @@ pub enum ProxyMetric {
     SlotsOverflow,
     UsageMissing,
     ConfigErrors,
+    StoreWaited,
 }
 
 impl ProxyMetric {
-    pub const ALL: [ProxyMetric; 9] = [
+    pub const ALL: [ProxyMetric; 10] = [
         ProxyMetric::CasRetries,
         ProxyMetric::CasExhausted,
         ProxyMetric::StoreErrors,
@@ -59,6 +60,7 @@ impl ProxyMetric {
         ProxyMetric::SlotsOverflow,
         ProxyMetric::UsageMissing,
         ProxyMetric::ConfigErrors,
+        ProxyMetric::StoreWaited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +74,7 @@ impl ProxyMetric {
             ProxyMetric::SlotsOverflow => "slots_overflow",
             ProxyMetric::UsageMissing => "usage_missing",
             ProxyMetric::ConfigErrors => "config_errors",
+            ProxyMetric::StoreWaited => "store_waited",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! metrics, and an HTTP context per request that builds a `Request`, asks the `Limiter`,
 //! and carries out its `Reply`. All decisions live in the pure modules.
 
+mod flusher;
 mod held;
 mod metrics;
 mod shared_data;
@@ -24,7 +25,7 @@ use store_call::{Next, PendingGlobal};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(TollgateRoot { active: None }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(TollgateRoot { active: None, flusher: flusher::Flusher::new() }) });
 }}
 
 /// What every request of this worker shares: the compiled rules and the metric ids.
@@ -40,6 +41,7 @@ struct Active {
 
 struct TollgateRoot {
     active: Option<Rc<Active>>,
+    flusher: flusher::Flusher,
 }
 
 /// How often held requests are checked for release.
@@ -47,8 +49,11 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Context for TollgateRoot {
     fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body_size: usize, _trailers: usize) {
-        // Answers to /v1/adjust: only failures matter.
         let Some(active) = &self.active else { return };
+        if self.flusher.on_response(active, _token, _body_size, now_nanos()) {
+            return;
+        }
+        // Answers to /v1/adjust: only failures matter.
         let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status").ok().flatten();
         if num_headers == 0 || status.as_deref() != Some("200") {
             active.metrics.proxy(ProxyMetric::StoreErrors, 1);
@@ -103,6 +108,9 @@ impl RootContext for TollgateRoot {
         let waits = active.held.borrow_mut().release_due(now_nanos());
         for wait in waits {
             active.metrics.released(wait);
+        }
+        if active.limiter.has_batched() {
+            self.flusher.tick(active, now_nanos());
         }
         let adjustments = std::mem::take(&mut *active.store_adjustments.borrow_mut());
         if !adjustments.is_empty() {

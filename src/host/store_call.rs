@@ -5,7 +5,8 @@
 use super::{now_nanos, Active, HostSharedData, TollgateFilter};
 use crate::algorithm::Decision;
 use crate::global::{self, Fallback, GlobalCheck, StoreFailure};
-use crate::limiter::{AppliedRule, Reply};
+use crate::lease;
+use crate::limiter::{AppliedRule, Reply, RuleOutcome, RuleStatus};
 use crate::metrics::ProxyMetric;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
@@ -16,6 +17,8 @@ pub struct PendingGlobal {
     pub checks: Vec<GlobalCheck>,
     pub local: Vec<AppliedRule>,
     pub token: Option<u32>,
+    /// The callout in flight asks for leases (batched) rather than a check (strict).
+    pub leasing: bool,
 }
 
 /// What to do with the request once global rules are decided.
@@ -50,11 +53,32 @@ impl TollgateFilter {
     /// Ask the store about the request's global rules (strict). True when the request must
     /// wait for the answer.
     pub(super) fn start_global(&mut self, active: &Active, checks: Vec<GlobalCheck>, local: Vec<AppliedRule>) -> Next {
-        self.global = PendingGlobal { checks, local, token: None };
-        if active.breaker.borrow_mut().allows(now_nanos()) {
-            let body = global::check_body(&self.global.checks, rule_name(active));
-            if let Some(token) = dispatch(active, "/v1/check", &body) {
+        let now = now_nanos();
+        let batched = checks.iter().all(|c| active.limiter.is_batched(c.rule));
+        if batched && lease::spend_all(&active.limiter.engine, &HostSharedData, &checks, now) {
+            // Steady state of batched sync: spent from this proxy's leases, no callout.
+            self.global_charged = checks.clone();
+            let outcomes: Vec<RuleOutcome> = checks
+                .iter()
+                .map(|c| RuleOutcome { rule: c.rule, status: RuleStatus::Allowed, near_limit: false })
+                .collect();
+            active.metrics.record_outcomes(&outcomes);
+            self.global = PendingGlobal { local, ..PendingGlobal::default() };
+            let local = std::mem::take(&mut self.global.local);
+            return self.conclude_with(active, &local, &[], &[]);
+        }
+        self.global = PendingGlobal { checks, local, token: None, leasing: batched };
+        if active.breaker.borrow_mut().allows(now) {
+            let (path, body) = if batched {
+                let items: Vec<(GlobalCheck, u64, u64)> =
+                    self.global.checks.iter().map(|c| (*c, active.limiter.first_lease(c), 0)).collect();
+                ("/v1/lease", global::lease_body(&items, rule_name(active)))
+            } else {
+                ("/v1/check", global::check_body(&self.global.checks, rule_name(active)))
+            };
+            if let Some(token) = dispatch(active, path, &body) {
                 self.global.token = Some(token);
+                active.metrics.proxy(ProxyMetric::StoreWaited, 1);
                 return Next::Replied; // paused until on_http_call_response
             }
             active.breaker.borrow_mut().failure(now_nanos());
@@ -74,10 +98,16 @@ impl TollgateFilter {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let next = match global::parse_check(status, &body, self.global.checks.len()) {
-            Ok(answer) => {
+        let answer = if self.global.leasing {
+            global::parse_lease(status, &body, self.global.checks.len())
+                .map(|grants| self.spend_grants(active, &grants))
+        } else {
+            global::parse_check(status, &body, self.global.checks.len()).map(|a| a.decisions)
+        };
+        let next = match answer {
+            Ok(decisions) => {
                 active.breaker.borrow_mut().success();
-                self.conclude(active, &answer.decisions)
+                self.conclude(active, &decisions)
             }
             Err(failure) => {
                 active.breaker.borrow_mut().failure(now_nanos());
@@ -87,6 +117,32 @@ impl TollgateFilter {
         if let Next::Continue = next {
             let _ = hostcalls::resume_http_request();
         }
+    }
+
+    /// Keep what the store leased and spend this request's cost from it; the decisions say
+    /// which checks were covered. When some is not, the units spent for the others go back
+    /// into their leases (the request will be denied).
+    fn spend_grants(&mut self, active: &Active, grants: &[global::Grant]) -> Vec<Decision> {
+        let now = now_nanos();
+        let ttl = active.limiter.lease_ttl();
+        let engine = &active.limiter.engine;
+        let covered: Vec<bool> = self
+            .global
+            .checks
+            .iter()
+            .zip(grants)
+            .map(|(c, g)| lease::apply_grant(engine, &HostSharedData, c, g, c.cost, now, ttl))
+            .collect();
+        let entries: Vec<lease::IndexEntry> = self.global.checks.iter().map(lease::IndexEntry::of).collect();
+        lease::index_add(&HostSharedData, &entries);
+        if covered.iter().any(|c| !c) {
+            for (c, ok) in self.global.checks.iter().zip(&covered) {
+                if *ok {
+                    lease::give_back(engine, &HostSharedData, c, c.cost, now);
+                }
+            }
+        }
+        grants.iter().zip(&covered).map(|(g, ok)| Decision { allowed: *ok, ..g.decision }).collect()
     }
 
     /// No answer from the store: count it and apply `store.failure_mode`. `failure` is None
@@ -130,7 +186,7 @@ impl TollgateFilter {
         self.conclude_with(active, &local, &checks, decisions)
     }
 
-    fn conclude_with(
+    pub(super) fn conclude_with(
         &mut self,
         active: &Active,
         local: &[AppliedRule],

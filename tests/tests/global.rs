@@ -131,3 +131,50 @@ fn redis_down_open_mode_lets_everything_through() {
         assert_eq!(send(&f.envoys[1], "sk-open").0, 200);
     }
 }
+
+#[test]
+fn batched_sync_never_admits_more_than_the_limit_and_stays_within_its_bound() {
+    let redis = Redis::start();
+    let f = fleet(&redis.url(), &plugin_config("batched", "closed", 100));
+    let admitted = admitted_over_the_fleet(&f, "sk-batched");
+    // Each proxy holds at most max_lease = ceil(100 / (2 x 2)) = 25 units of it.
+    eprintln!("batched: admitted {admitted} of limit 100 (400 requests over 2 proxies)");
+    assert!(admitted <= 100, "over-admitted: {admitted}");
+    assert!(admitted >= 50, "under-admitted beyond the bound: {admitted}");
+}
+
+#[test]
+fn batched_sync_in_steady_state_waits_for_no_callout() {
+    let redis = Redis::start();
+    let f = fleet(&redis.url(), &plugin_config("batched", "closed", 100_000));
+    let envoy = &f.envoys[0];
+    let n = 300;
+    for i in 0..n {
+        let (status, _) = send(envoy, "sk-steady");
+        assert_eq!(status, 200, "request {i}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let waited = envoy.prometheus_value("tollgate_store_waited{}").unwrap();
+    eprintln!("batched steady state: {waited} of {n} requests waited for a callout");
+    assert!(waited <= 3.0, "{waited} of {n} requests waited for the store");
+}
+
+#[test]
+fn batched_leases_are_renewed_ahead_of_need_by_one_flusher() {
+    let redis = Redis::start();
+    // max_lease = 1000 / 4 = 250; a first lease of 125 lasts ~0.25 s at this pace.
+    let f = fleet(&redis.url(), &plugin_config("batched", "closed", 1000));
+    let envoy = &f.envoys[0];
+    let n = 600;
+    let mut ok = 0;
+    for _ in 0..n {
+        if send(envoy, "sk-renew").0 == 200 {
+            ok += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let waited = envoy.prometheus_value("tollgate_store_waited{}").unwrap();
+    eprintln!("batched renewals: {ok} admitted, {waited} of {n} waited for a callout");
+    assert_eq!(ok, n, "1000/h admits all 600");
+    assert!(waited <= (n / 10) as f64, "{waited} of {n} requests waited: leases are not renewed ahead of need");
+}
