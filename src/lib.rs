@@ -18,6 +18,7 @@ pub mod limiter;
 pub mod llm;
 pub mod matcher;
 pub mod metrics;
+pub mod overrides;
 pub mod request;
 pub mod response;
 pub mod shared_store;

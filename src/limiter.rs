@@ -8,6 +8,7 @@ use crate::global::GlobalCheck;
 use crate::hash::KeyHash;
 use crate::keys::{api_key, KeyPart, KeySource};
 use crate::llm::{self, LlmRequest, Usage};
+use crate::overrides::Overrides;
 use crate::request::Request;
 use crate::response::{self, Applied};
 use crate::shared_store::{SharedStore, StoreError};
@@ -91,6 +92,8 @@ pub struct Evaluation {
     pub applied: Vec<AppliedRule>,
     /// Global rules to decide through the store before the request may go on.
     pub global: Vec<GlobalCheck>,
+    /// An override (emergency access, an allowed key or IP) let the request skip every rule.
+    pub overridden: bool,
 }
 
 impl Default for Reply {
@@ -111,7 +114,9 @@ impl Evaluation {
             .iter()
             .filter_map(|o| config.rules.get(o.rule).map(|r| format!("{}={}", r.name, o.status.as_str())))
             .collect();
-        if parts.is_empty() {
+        if self.overridden {
+            "override".to_string()
+        } else if parts.is_empty() {
             "none".to_string()
         } else {
             parts.join(", ")
@@ -130,6 +135,8 @@ pub struct Limiter {
     pub needs_body: bool,
     /// Whether some enabled rule counts tokens or cost (so the glue reads response usage).
     pub counts_usage: bool,
+    /// The plugin config's static allow-lists.
+    pub static_overrides: Overrides,
 }
 
 impl Limiter {
@@ -141,7 +148,8 @@ impl Limiter {
         let counts_usage = enabled().any(|r| r.unit.is_llm());
         let rewrites_model = enabled().any(|r| r.degrade.as_ref().is_some_and(|d| d.set_model.is_some()));
         let needs_body = config.needs(KeySource::needs_body) || counts_usage || rewrites_model;
-        Limiter { config, engine, needs_ip, needs_body, counts_usage }
+        let static_overrides = Overrides::from_static(&config.allow_keys, &config.allow_ips);
+        Limiter { config, engine, needs_ip, needs_body, counts_usage, static_overrides }
     }
 
     /// Create the shared-data entries; call once per configuration.
@@ -188,11 +196,33 @@ impl Limiter {
     /// (non-shadow) rule denies, and then consumes no quota.
     ///
     /// `can_hold`: whether the worker's throttle queue has room (else throttle rules reject).
-    pub fn evaluate(&self, store: &dyn SharedStore, req: &Request, now: Nanos, can_hold: bool) -> Evaluation {
+    /// `synced`: the overrides and per-key limits last pulled from the store.
+    pub fn evaluate(
+        &self,
+        store: &dyn SharedStore,
+        req: &Request,
+        now: Nanos,
+        can_hold: bool,
+        synced: &Overrides,
+    ) -> Evaluation {
         if self.is_exempt(req.path) || self.config.rules.is_empty() {
             return Evaluation::pass();
         }
-        let tier = self.tier(req);
+        let now_ms = now / 1_000_000;
+        let overridden = !synced.is_empty() || !self.static_overrides.is_empty();
+        let fleet_key =
+            if overridden { api_key(req, &self.config.api_key).map(|k| KeyHash::fleet(&[k.as_bytes()])) } else { None };
+        if overridden {
+            let ip = (synced.has_ips() || self.static_overrides.has_ips())
+                .then(|| req.client_ip(self.config.trusted_hops).and_then(|a| a.parse::<std::net::IpAddr>().ok()))
+                .flatten();
+            if self.static_overrides.bypasses(fleet_key, ip.as_ref(), now_ms)
+                || synced.bypasses(fleet_key, ip.as_ref(), now_ms)
+            {
+                return Evaluation { overridden: true, ..Evaluation::default() };
+            }
+        }
+        let tier = synced.tier(fleet_key).map(str::to_string).or_else(|| self.tier(req));
         let llm_req = req.body.map(LlmRequest::from_body);
         let mut checks: Vec<Check> = Vec::new();
         let mut global: Vec<GlobalCheck> = Vec::new();
@@ -202,7 +232,7 @@ impl Limiter {
             if !rule.enabled || !rule.matcher.matches(req, tier.as_deref()) {
                 continue;
             }
-            let quota = match rule.limit_for(tier.as_deref()) {
+            let quota = match synced.adjust(fleet_key, &rule.name, rule.limit_for(tier.as_deref()), now_ms) {
                 TierLimit::Unlimited => {
                     outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Unlimited, near_limit: false });
                     continue;

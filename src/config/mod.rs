@@ -202,6 +202,8 @@ pub struct StoreConfig {
     /// How many proxies share the global limits: failure mode `local` gives each
     /// `limit / fleet_size` while the store is unreachable.
     pub fleet_size: u32,
+    /// How often each worker asks the store for overrides and per-key limits.
+    pub poll_interval: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,6 +250,9 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// Requests one worker may hold at once for throttle rules; beyond it they are rejected.
     pub throttle_queue: u32,
+    /// Static allow-lists: raw API keys and address blocks that no rule limits.
+    pub allow_keys: Vec<String>,
+    pub allow_ips: Vec<crate::overrides::Cidr>,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -264,6 +269,7 @@ const TOP_FIELDS: &[&str] = &[
     "slots",
     "max_body_bytes",
     "throttle_queue",
+    "allow",
 ];
 
 const RULE_FIELDS: &[&str] = &[
@@ -349,6 +355,20 @@ impl Config {
             }
         }
         let response = parse_response(top.get("response"))?;
+        let (mut allow_keys, mut allow_ips) = (Vec::new(), Vec::new());
+        if let Some(v) = top.get("allow") {
+            let a = Obj::new(v, "allow", &["keys", "ips"])?;
+            allow_keys = a.opt_strings("keys")?.unwrap_or_default();
+            for (i, text) in a.opt_strings("ips")?.unwrap_or_default().iter().enumerate() {
+                let cidr = crate::overrides::Cidr::parse(text).ok_or_else(|| {
+                    ConfigError::new(
+                        &index_path("allow.ips", i),
+                        format!("{text:?} is not an IP address or CIDR block"),
+                    )
+                })?;
+                allow_ips.push(cidr);
+            }
+        }
         let slots = match top.get("slots") {
             None => SlotsConfig { capacity: DEFAULT_SLOT_CAPACITY },
             Some(v) => {
@@ -376,6 +396,8 @@ impl Config {
             max_body_bytes: top.opt_positive("max_body_bytes")?.unwrap_or(DEFAULT_MAX_BODY_BYTES),
             throttle_queue: u32::try_from(top.opt_positive("throttle_queue")?.unwrap_or(1000))
                 .map_err(|_| ConfigError::new("throttle_queue", "is too large"))?,
+            allow_keys,
+            allow_ips,
         })
     }
 
@@ -643,7 +665,7 @@ fn parse_store(v: &Value) -> Result<StoreConfig, ConfigError> {
     let o = Obj::new(
         v,
         "store",
-        &["cluster", "authority", "token", "timeout", "sync_interval", "failure_mode", "fleet_size"],
+        &["cluster", "authority", "token", "timeout", "sync_interval", "failure_mode", "fleet_size", "poll_interval"],
     )?;
     let fleet_size = u32::try_from(o.opt_positive("fleet_size")?.unwrap_or(1))
         .map_err(|_| ConfigError::new("store.fleet_size", "is too large"))?;
@@ -660,6 +682,7 @@ fn parse_store(v: &Value) -> Result<StoreConfig, ConfigError> {
             )?
             .unwrap_or(FailureMode::Local),
         fleet_size,
+        poll_interval: o.opt_duration("poll_interval")?.unwrap_or(Duration::from_secs(1)),
     })
 }
 

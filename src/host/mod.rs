@@ -5,6 +5,7 @@
 mod flusher;
 mod held;
 mod metrics;
+mod poller;
 mod shared_data;
 mod store_call;
 
@@ -25,7 +26,7 @@ use store_call::{Next, PendingGlobal};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(TollgateRoot { active: None, flusher: flusher::Flusher::new() }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(TollgateRoot { active: None, flusher: flusher::Flusher::new(), poller: Default::default() }) });
 }}
 
 /// What every request of this worker shares: the compiled rules and the metric ids.
@@ -37,11 +38,14 @@ struct Active {
     breaker: RefCell<crate::global::Breaker>,
     /// Corrections for global counters (settled tokens, released slots), sent by the tick.
     store_adjustments: RefCell<Vec<(crate::global::GlobalCheck, i64)>>,
+    /// Overrides and per-key limits last pulled from the store.
+    overrides: RefCell<Rc<crate::overrides::Overrides>>,
 }
 
 struct TollgateRoot {
     active: Option<Rc<Active>>,
     flusher: flusher::Flusher,
+    poller: poller::Poller,
 }
 
 /// How often held requests are checked for release.
@@ -50,7 +54,9 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(10);
 impl Context for TollgateRoot {
     fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body_size: usize, _trailers: usize) {
         let Some(active) = &self.active else { return };
-        if self.flusher.on_response(active, _token, _body_size, now_nanos()) {
+        if self.flusher.on_response(active, _token, _body_size, now_nanos())
+            || self.poller.on_response(active, _token, _body_size)
+        {
             return;
         }
         // Answers to /v1/adjust: only failures matter.
@@ -99,6 +105,7 @@ impl RootContext for TollgateRoot {
             held,
             breaker: RefCell::new(Default::default()),
             store_adjustments: RefCell::new(Vec::new()),
+            overrides: RefCell::new(Rc::new(Default::default())),
         }));
         true
     }
@@ -112,6 +119,7 @@ impl RootContext for TollgateRoot {
         if active.limiter.has_batched() {
             self.flusher.tick(active, now_nanos());
         }
+        self.poller.tick(active, now_nanos());
         let adjustments = std::mem::take(&mut *active.store_adjustments.borrow_mut());
         if !adjustments.is_empty() {
             let body = crate::global::adjust_body(&adjustments, store_call::rule_name(active));
@@ -203,7 +211,8 @@ impl TollgateFilter {
         body: Option<&serde_json::Value>,
         body_size: usize,
     ) -> Action {
-        let peer = if active.limiter.needs_ip {
+        let overrides = active.overrides.borrow().clone();
+        let peer = if active.limiter.needs_ip || overrides.has_ips() || active.limiter.static_overrides.has_ips() {
             hostcalls::get_property(vec!["source", "address"]).ok().flatten().and_then(|b| String::from_utf8(b).ok())
         } else {
             None
@@ -217,7 +226,7 @@ impl TollgateFilter {
         };
         let now = now_nanos();
         let can_hold = active.held.borrow().has_room();
-        let eval = active.limiter.evaluate(&HostSharedData, &req, now, can_hold);
+        let eval = active.limiter.evaluate(&HostSharedData, &req, now, can_hold, &overrides);
         active.metrics.record(&eval);
         let debug = active.limiter.config.debug.then(|| self.debug(active, &req, &eval));
         if matches!(eval.reply, Reply::Continue { .. }) {

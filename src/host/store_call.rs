@@ -32,21 +32,25 @@ pub fn rule_name(active: &Active) -> impl Fn(usize) -> String + '_ {
     |i| active.limiter.config.rules.get(i).map(|r| r.name.clone()).unwrap_or_default()
 }
 
-/// Send a JSON body to the store; the callout's token.
+/// POST a JSON body to the store; the callout's token.
 pub fn dispatch(active: &Active, path: &str, body: &[u8]) -> Option<u32> {
+    call(active, "POST", path, Some(body), &[])
+}
+
+/// Call the store with the proxy token and `store.timeout`; the callout's token.
+pub fn call(active: &Active, method: &str, path: &str, body: Option<&[u8]>, extra: &[(&str, &str)]) -> Option<u32> {
     let store = active.limiter.config.store.as_ref()?;
     let bearer = store.token.as_ref().map(|t| format!("Bearer {t}")).unwrap_or_default();
-    let mut headers = vec![
-        (":method", "POST"),
-        (":path", path),
-        (":authority", store.authority.as_str()),
-        ("content-type", "application/json"),
-    ];
+    let mut headers = vec![(":method", method), (":path", path), (":authority", store.authority.as_str())];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
     if !bearer.is_empty() {
         headers.push(("authorization", bearer.as_str()));
     }
+    headers.extend_from_slice(extra);
     let timeout = std::time::Duration::from_nanos(store.timeout.as_nanos());
-    hostcalls::dispatch_http_call(&store.cluster, headers, Some(body), vec![], timeout).ok()
+    hostcalls::dispatch_http_call(&store.cluster, headers, body, vec![], timeout).ok()
 }
 
 impl TollgateFilter {

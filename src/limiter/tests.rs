@@ -24,7 +24,7 @@ impl Fixture {
     fn eval(&self, method: &str, path: &str, hs: &[(&str, &str)], peer: &str) -> Evaluation {
         let hs = headers(hs);
         let req = Request { method, path, headers: &hs, peer: Some(peer), body: None };
-        self.limiter.evaluate(&self.store, &req, T0, true)
+        self.limiter.evaluate(&self.store, &req, T0, true, &Overrides::default())
     }
 
     fn status(&self, path: &str, hs: &[(&str, &str)]) -> u32 {
@@ -197,4 +197,20 @@ fn custom_status_and_message_placeholders() {
         Reply::Deny { status: 503, body, .. } => assert!(body.contains("per-key: 1/1m, retry in "), "{body}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn static_allow_lists_skip_every_rule() {
+    let f = fixture(json!({"allow": {"keys": ["sk-admin"], "ips": ["10.9.0.0/16"]}, "rules": [per_key(1)]}));
+    for _ in 0..3 {
+        assert_eq!(f.status("/", &[("x-api-key", "sk-admin")]), 200);
+    }
+    let from = |ip: &str| match f.eval("GET", "/", &[("x-api-key", "k")], ip).reply {
+        Reply::Continue { .. } => 200,
+        Reply::Deny { status, .. } => status,
+    };
+    assert_eq!(from("10.9.1.1:5"), 200);
+    assert_eq!(from("10.9.1.1:5"), 200);
+    assert_eq!(from("10.8.1.1:5"), 200);
+    assert_eq!(from("10.8.1.1:5"), 429);
 }

@@ -1,0 +1,249 @@
+//! Admin overrides and per-key limits: the static allow-lists of the plugin config, and the
+//! copy each proxy pulls from tollgate-store (`GET /v1/sync`) and applies without a reload.
+//! Keys are fleet hashes (`KeyHash::fleet` of the raw API key): no raw key is kept here.
+
+use crate::algorithm::Quota;
+use crate::config::TierLimit;
+use crate::hash::KeyHash;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// An address block, IPv4 or IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `2001:db8::/32`, or a single address.
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        let bits = |a: &IpAddr| -> u128 {
+            match a {
+                IpAddr::V4(v4) => u32::from(*v4) as u128,
+                IpAddr::V6(v6) => u128::from(*v6),
+            }
+        };
+        let width: u32 = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.addr.is_ipv4() != ip.is_ipv4() {
+            return false;
+        }
+        let shift = width - u32::from(self.prefix);
+        let mask = if shift >= 128 { 0 } else { u128::MAX << shift };
+        (bits(&self.addr) & mask) == (bits(ip) & mask)
+    }
+}
+
+/// A temporary grant for one key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grant {
+    pub unlimited: bool,
+    pub multiplier: f64,
+    pub until_ms: u64,
+}
+
+/// Per-key limits set through the admin API.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KeyLimits {
+    pub tier: Option<String>,
+    /// Rule name → (limit, burst).
+    pub limits: Vec<(String, u64, u64)>,
+}
+
+/// Everything that overrides the configured limits for some requests.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// The store's version (sent back as `If-None-Match`).
+    pub version: String,
+    pub emergency_until_ms: Option<u64>,
+    pub allow_keys: HashMap<u64, u64>,
+    pub allow_ips: Vec<(Cidr, u64)>,
+    pub grants: HashMap<u64, Grant>,
+    pub key_limits: HashMap<u64, KeyLimits>,
+}
+
+/// Never expires (static allow-lists).
+pub const FOREVER: u64 = u64::MAX;
+
+fn hex_key(v: &Value) -> Option<u64> {
+    u64::from_str_radix(v.as_str()?, 16).ok()
+}
+
+fn until(v: &Value) -> u64 {
+    v.get("until_ms").and_then(Value::as_u64).unwrap_or(FOREVER)
+}
+
+impl Overrides {
+    /// The static allow-lists of the plugin config.
+    pub fn from_static(keys: &[String], ips: &[Cidr]) -> Overrides {
+        Overrides {
+            allow_keys: keys.iter().map(|k| (KeyHash::fleet(&[k.as_bytes()]).0, FOREVER)).collect(),
+            allow_ips: ips.iter().map(|c| (*c, FOREVER)).collect(),
+            ..Overrides::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.emergency_until_ms.is_none()
+            && self.allow_keys.is_empty()
+            && self.allow_ips.is_empty()
+            && self.grants.is_empty()
+            && self.key_limits.is_empty()
+    }
+
+    pub fn has_ips(&self) -> bool {
+        !self.allow_ips.is_empty()
+    }
+
+    /// Parse a `/v1/sync` answer; entries that do not parse are skipped, not fatal.
+    pub fn parse_sync(body: &[u8]) -> Option<Overrides> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let list = |name: &str| v.get(name).and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut o = Overrides {
+            version: v.get("version").map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default(),
+            emergency_until_ms: v.get("emergency").filter(|e| !e.is_null()).map(until),
+            ..Overrides::default()
+        };
+        for e in list("allow_keys") {
+            if let Some(k) = e.get("key").and_then(hex_key) {
+                o.allow_keys.insert(k, until(&e));
+            }
+        }
+        for e in list("allow_ips") {
+            if let Some(c) = e.get("cidr").and_then(Value::as_str).and_then(Cidr::parse) {
+                o.allow_ips.push((c, until(&e)));
+            }
+        }
+        for e in list("grants") {
+            if let Some(k) = e.get("key").and_then(hex_key) {
+                let unlimited = e.get("unlimited").and_then(Value::as_bool).unwrap_or(false);
+                let multiplier = e.get("multiplier").and_then(Value::as_f64).filter(|m| m.is_finite() && *m > 0.0);
+                o.grants.insert(k, Grant { unlimited, multiplier: multiplier.unwrap_or(1.0), until_ms: until(&e) });
+            }
+        }
+        for e in list("key_limits") {
+            let Some(k) = e.get("key").and_then(hex_key) else { continue };
+            let tier = e.get("tier").and_then(Value::as_str).map(str::to_string);
+            let limits = e
+                .get("limits")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(rule, l)| {
+                            let limit = l.get("limit").and_then(Value::as_u64).filter(|n| *n > 0)?;
+                            let burst = l.get("burst").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(limit);
+                            Some((rule.clone(), limit, burst))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            o.key_limits.insert(k, KeyLimits { tier, limits });
+        }
+        Some(o)
+    }
+
+    /// Whether the request passes every rule: emergency access, an allowed key or IP.
+    pub fn bypasses(&self, key: Option<KeyHash>, ip: Option<&IpAddr>, now_ms: u64) -> bool {
+        if self.emergency_until_ms.is_some_and(|u| now_ms < u) {
+            return true;
+        }
+        if key.and_then(|k| self.allow_keys.get(&k.0)).is_some_and(|u| now_ms < *u) {
+            return true;
+        }
+        ip.is_some_and(|ip| self.allow_ips.iter().any(|(c, u)| now_ms < *u && c.contains(ip)))
+    }
+
+    /// The tier set for this key through the admin API.
+    pub fn tier(&self, key: Option<KeyHash>) -> Option<&str> {
+        self.key_limits.get(&key?.0)?.tier.as_deref()
+    }
+
+    /// The limit of `rule` for this key: the per-key limit when set, then a grant.
+    pub fn adjust(&self, key: Option<KeyHash>, rule: &str, base: TierLimit, now_ms: u64) -> TierLimit {
+        let Some(key) = key else { return base };
+        let mut limit = base;
+        if let (Some(kl), TierLimit::Limited(q)) = (self.key_limits.get(&key.0), base) {
+            if let Some((_, l, b)) = kl.limits.iter().find(|(r, _, _)| r == rule) {
+                limit = TierLimit::Limited(Quota { limit: *l, burst: *b, ..q });
+            }
+        }
+        match (self.grants.get(&key.0), limit) {
+            (Some(g), _) if now_ms >= g.until_ms => limit,
+            (Some(g), _) if g.unlimited => TierLimit::Unlimited,
+            (Some(g), TierLimit::Limited(q)) => {
+                let scale = |n: u64| ((n as f64) * g.multiplier).round().clamp(1.0, u64::MAX as f64) as u64;
+                TierLimit::Limited(Quota { limit: scale(q.limit), burst: scale(q.burst), ..q })
+            }
+            _ => limit,
+        }
+    }
+
+    /// Static entries (from the plugin config) stay when the synced copy is replaced.
+    pub fn merged_with(mut self, fixed: &Overrides) -> Overrides {
+        self.allow_keys.extend(fixed.allow_keys.iter().map(|(k, u)| (*k, *u)));
+        self.allow_ips.extend(fixed.allow_ips.iter().copied());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains(&ip("10.200.3.4")));
+        assert!(!c.contains(&ip("11.0.0.1")));
+        assert!(!c.contains(&ip("::1")));
+        assert!(Cidr::parse("2001:db8::/32").unwrap().contains(&ip("2001:db8::7")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(&ip("1.2.3.4")));
+        assert!(Cidr::parse("1.2.3.4").unwrap().contains(&ip("1.2.3.4")));
+        for bad in ["10.0.0.0/33", "nope", "1.2.3.4/x", "::/129"] {
+            assert_eq!(Cidr::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sync_answer_applies_to_the_second() {
+        let k = KeyHash::fleet(&[b"sk-vip"]);
+        let body = json!({"version": 7, "emergency": null,
+            "allow_keys": [{"key": k.to_string(), "until_ms": 5000}],
+            "allow_ips": [{"cidr": "10.0.0.0/8", "until_ms": 5000}],
+            "grants": [{"key": "00000000000000aa", "unlimited": false, "multiplier": 2.0, "until_ms": 5000}],
+            "key_limits": [{"key": "00000000000000bb", "tier": "pro", "limits": {"r": {"limit": 7}}}]});
+        let o = Overrides::parse_sync(body.to_string().as_bytes()).unwrap();
+        assert_eq!(o.version, "7");
+        assert!(o.bypasses(Some(k), None, 4999));
+        assert!(!o.bypasses(Some(k), None, 5000));
+        assert!(o.bypasses(None, Some(&ip("10.1.1.1")), 1));
+        let q = Quota { limit: 10, window_ns: 1, burst: 4 };
+        let granted = o.adjust(Some(KeyHash(0xaa)), "r", TierLimit::Limited(q), 1);
+        assert_eq!(granted, TierLimit::Limited(Quota { limit: 20, window_ns: 1, burst: 8 }));
+        assert_eq!(o.adjust(Some(KeyHash(0xaa)), "r", TierLimit::Limited(q), 5000), TierLimit::Limited(q));
+        assert_eq!(o.tier(Some(KeyHash(0xbb))), Some("pro"));
+        assert_eq!(
+            o.adjust(Some(KeyHash(0xbb)), "r", TierLimit::Limited(q), 1),
+            TierLimit::Limited(Quota { limit: 7, window_ns: 1, burst: 7 })
+        );
+        let e = Overrides::parse_sync(br#"{"version":"8","emergency":{"until_ms":100}}"#).unwrap();
+        assert!(e.bypasses(None, None, 99) && !e.bypasses(None, None, 100));
+        assert!(Overrides::parse_sync(b"garbage").is_none());
+    }
+}
