@@ -86,7 +86,9 @@ fn one_second_windows_reopen_for_every_algorithm() {
         };
         assert_eq!(allowed, 3, "{algorithm}");
         let retry: u64 = denied.header("retry-after").unwrap().parse().unwrap();
-        assert_eq!(retry, 1, "{algorithm}: Retry-After for a 1 s window");
+        // The sliding window's previous-window weight can push the wait past one window.
+        let most = if algorithm == "sliding_window" { 2 } else { 1 };
+        assert!((1..=most).contains(&retry), "{algorithm}: Retry-After {retry} for a 1 s window");
         // A client that waits Retry-After is admitted.
         std::thread::sleep(Duration::from_secs(retry) + Duration::from_millis(50));
         assert_eq!(send().status, 200, "{algorithm}: admitted again after the window");
