@@ -34,6 +34,11 @@ struct Active {
     limiter: Limiter,
     metrics: Metrics,
     held: SharedQueue,
+    /// Requests paused for their body. If the host never delivers it (Envoy without
+    /// `allow_on_headers_stop_iteration`, e.g. Istio's WasmPlugin), the tick lets them go on
+    /// after `BODY_RESCUE` and the decision is taken when the body streams through.
+    awaiting_body: SharedQueue,
+    body_rescue_warned: std::cell::Cell<bool>,
     /// This worker's circuit breaker for store calls.
     breaker: RefCell<crate::global::Breaker>,
     /// Corrections for global counters (settled tokens, released slots), sent by the tick.
@@ -50,6 +55,8 @@ struct TollgateRoot {
 
 /// How often held requests are checked for release.
 const TICK: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long a request paused for its body waits for the host to deliver it.
+const BODY_RESCUE_NS: u64 = 500_000_000;
 
 impl Context for TollgateRoot {
     fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body_size: usize, _trailers: usize) {
@@ -95,14 +102,17 @@ impl RootContext for TollgateRoot {
             log::info!("disabled by configuration (\"enabled\": false): every request passes");
         }
         let held = HeldQueue::new(limiter.config.throttle_queue as usize);
+        let awaiting_body = HeldQueue::new(usize::MAX);
         let has_global = limiter.config.store.is_some();
-        if limiter.throttles() || has_global {
+        if limiter.throttles() || has_global || limiter.needs_body {
             let _ = hostcalls::set_tick_period(TICK);
         }
         self.active = Some(Rc::new(Active {
             limiter,
             metrics,
             held,
+            awaiting_body,
+            body_rescue_warned: std::cell::Cell::new(false),
             breaker: RefCell::new(Default::default()),
             store_adjustments: RefCell::new(Vec::new()),
             overrides: RefCell::new(Rc::new(Default::default())),
@@ -115,6 +125,13 @@ impl RootContext for TollgateRoot {
         let waits = active.held.borrow_mut().release_due(now_nanos());
         for wait in waits {
             active.metrics.released(wait);
+        }
+        let rescued = active.awaiting_body.borrow_mut().release_due(now_nanos());
+        if !rescued.is_empty() && !active.body_rescue_warned.replace(true) {
+            log::warn!(
+                "request bodies are not delivered while headers are paused: set allow_on_headers_stop_iteration: true \
+                 in the Wasm filter config (Envoy >= 1.35); until then body-based rules decide after the headers went upstream"
+            );
         }
         if active.limiter.has_batched() {
             self.flusher.tick(active, now_nanos());
@@ -361,6 +378,7 @@ impl HttpContext for TollgateFilter {
         if active.limiter.needs_body && !end_of_stream {
             // Wait for the body: a rule needs a field of it (a body key, the model, max_tokens).
             self.request_headers = headers;
+            active.awaiting_body.borrow_mut().hold(self.context_id, now_nanos(), BODY_RESCUE_NS);
             return Action::Pause;
         }
         self.decide(&active, &headers, None, 0)
@@ -371,6 +389,7 @@ impl HttpContext for TollgateFilter {
         if self.request_headers.is_empty() {
             return Action::Continue;
         }
+        active.awaiting_body.borrow_mut().forget(self.context_id);
         let cap = active.limiter.config.max_body_bytes as usize;
         if !end_of_stream && body_size <= cap {
             return Action::Pause;
@@ -438,6 +457,7 @@ impl HttpContext for TollgateFilter {
     fn on_log(&mut self) {
         // Every stream ends here, however it ended (complete, reset, abort, timeout).
         let Some(active) = self.active.clone() else { return };
+        active.awaiting_body.borrow_mut().forget(self.context_id);
         if self.held && active.held.borrow_mut().forget(self.context_id) {
             // The client left while held: free its place and give back its charges.
             active.metrics.abandoned();

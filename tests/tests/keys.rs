@@ -120,3 +120,24 @@ fn usage_from_a_configured_response_header() {
     let expected = 100 - n - 1;
     assert_eq!(next.header("x-ratelimit-remaining-tokens"), Some(expected.to_string().as_str()));
 }
+
+#[test]
+fn body_rules_still_work_where_envoy_cannot_pause_headers_for_the_body() {
+    // Istio's WasmPlugin cannot set allow_on_headers_stop_iteration: the body then never
+    // arrives while headers are paused. Tollgate lets the request go on after 500 ms and
+    // decides when the body streams through.
+    let llm = MockLlm::start();
+    let dir = tollgate_e2e::TempDir::new("no-stop-iteration");
+    let template = tollgate_e2e::read("envoy/standalone.yaml").replace("allow_on_headers_stop_iteration: true", "");
+    let path = dir.0.join("envoy.yaml");
+    std::fs::write(&path, template).unwrap();
+    let mut opts = tollgate_e2e::EnvoyOptions::standalone(&one_per_key(&["body:/user"], json!({})), llm.port);
+    opts.template = path;
+    let envoy = Envoy::start(opts);
+    let post = || Request::post(&envoy.url("/v1/jobs"), r#"{"user": "u1"}"#).send().unwrap();
+    let start = std::time::Instant::now();
+    assert_eq!(post().status, 200);
+    assert!(start.elapsed() < std::time::Duration::from_secs(3), "not hung: {:?}", start.elapsed());
+    assert_eq!(post().status, 429, "the body key still limits");
+    assert!(envoy.log().contains("set allow_on_headers_stop_iteration: true"), "the log says what to fix");
+}
