@@ -203,7 +203,7 @@ fn request_headers() -> Vec<(String, String)> {
     hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .map(|(k, v)| (k, String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
         .collect()
 }
 
