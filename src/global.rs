@@ -98,16 +98,25 @@ pub struct CheckAnswer {
     pub denied_by: Option<usize>,
 }
 
-pub fn parse_check(status: Option<u32>, body: &[u8], expected: usize) -> Result<CheckAnswer, StoreFailure> {
+/// The `field` array of a 200 JSON answer, with `expected` items.
+fn answer_items(
+    status: Option<u32>,
+    body: &[u8],
+    field: &str,
+    expected: usize,
+) -> Result<(Value, Vec<Value>), StoreFailure> {
     let Some(status) = status else { return Err(StoreFailure::Timeout) };
     if status != 200 {
         return Err(StoreFailure::Error);
     }
     let v: Value = serde_json::from_slice(body).map_err(|_| StoreFailure::Error)?;
-    let results = v.get("results").and_then(Value::as_array).ok_or(StoreFailure::Error)?;
-    if results.len() != expected {
-        return Err(StoreFailure::Error);
-    }
+    let items = v.get(field).and_then(Value::as_array).filter(|a| a.len() == expected).cloned();
+    let items = items.ok_or(StoreFailure::Error)?;
+    Ok((v, items))
+}
+
+pub fn parse_check(status: Option<u32>, body: &[u8], expected: usize) -> Result<CheckAnswer, StoreFailure> {
+    let (v, results) = answer_items(status, body, "results", expected)?;
     let decisions: Vec<Decision> = results.iter().map(decision).collect();
     let denied_by = match v.get("allowed").and_then(Value::as_bool) {
         Some(true) => None,
@@ -124,15 +133,7 @@ pub struct Grant {
 }
 
 pub fn parse_lease(status: Option<u32>, body: &[u8], expected: usize) -> Result<Vec<Grant>, StoreFailure> {
-    let Some(status) = status else { return Err(StoreFailure::Timeout) };
-    if status != 200 {
-        return Err(StoreFailure::Error);
-    }
-    let v: Value = serde_json::from_slice(body).map_err(|_| StoreFailure::Error)?;
-    let items = v.get("leases").and_then(Value::as_array).ok_or(StoreFailure::Error)?;
-    if items.len() != expected {
-        return Err(StoreFailure::Error);
-    }
+    let (_, items) = answer_items(status, body, "leases", expected)?;
     Ok(items
         .iter()
         .map(|i| {
