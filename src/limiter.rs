@@ -147,7 +147,8 @@ impl Limiter {
         let enabled = || config.rules.iter().filter(|r| r.enabled);
         let counts_usage = enabled().any(|r| r.unit.is_llm());
         let rewrites_model = enabled().any(|r| r.degrade.as_ref().is_some_and(|d| d.set_model.is_some()));
-        let needs_body = config.needs(KeySource::needs_body) || counts_usage || rewrites_model;
+        let matches_models = enabled().any(|r| !r.matcher.models.is_empty());
+        let needs_body = config.needs(KeySource::needs_body) || counts_usage || rewrites_model || matches_models;
         let static_overrides = Overrides::from_static(&config.allow_keys, &config.allow_ips);
         Limiter { config, engine, needs_ip, needs_body, counts_usage, static_overrides }
     }

@@ -14,11 +14,17 @@ pub struct Matcher {
     pub headers: Vec<(String, Option<String>)>,
     /// Empty = any tier.
     pub tiers: Vec<String>,
+    /// Empty = any model; else the JSON body's `model` must be one of these.
+    pub models: Vec<String>,
 }
 
 impl Matcher {
     pub fn parse(v: &Value, path: &str) -> Result<Matcher, ConfigError> {
-        let o = crate::config::json::Obj::new(v, path, &["path_prefix", "path_regex", "methods", "headers", "tiers"])?;
+        let o = crate::config::json::Obj::new(
+            v,
+            path,
+            &["path_prefix", "path_regex", "methods", "headers", "tiers", "models"],
+        )?;
         let mut m = Matcher { path_prefix: o.opt_str("path_prefix")?.map(str::to_string), ..Matcher::default() };
         if let Some(p) = &m.path_prefix {
             if !p.starts_with('/') {
@@ -41,6 +47,7 @@ impl Matcher {
             }
         }
         m.tiers = o.opt_strings("tiers")?.unwrap_or_default();
+        m.models = o.opt_strings("models")?.unwrap_or_default();
         Ok(m)
     }
 
@@ -67,6 +74,12 @@ impl Matcher {
         }
         if !self.tiers.is_empty() && !tier.is_some_and(|t| self.tiers.iter().any(|x| x == t)) {
             return false;
+        }
+        if !self.models.is_empty() {
+            let model = req.body.and_then(|b| b.get("model")).and_then(serde_json::Value::as_str);
+            if !model.is_some_and(|m| self.models.iter().any(|x| x == m)) {
+                return false;
+            }
         }
         true
     }
@@ -99,6 +112,17 @@ mod tests {
         let staging: Vec<(String, String)> = vec![("x-env".into(), "staging".into()), ("x-beta".into(), "1".into())];
         assert!(!m.matches(&request("POST", "/v1/chat", &staging), Some("free")));
         assert!(!m.matches(&request("POST", "/v1/chat", &hs[..1]), Some("free")));
+    }
+
+    #[test]
+    fn models_match_the_body_model() {
+        let m = Matcher::parse(&json!({"models": ["gpt-4o", "o1"]}), "m").unwrap();
+        let body = json!({"model": "o1"});
+        let other = json!({"model": "gpt-4o-mini"});
+        let req = |b| Request { method: "POST", path: "/", headers: &[], peer: None, body: b };
+        assert!(m.matches(&req(Some(&body)), None));
+        assert!(!m.matches(&req(Some(&other)), None));
+        assert!(!m.matches(&req(None), None));
     }
 
     #[test]
