@@ -248,3 +248,18 @@ fn degrade_rewrites_the_model_the_upstream_sees() {
     assert_eq!(echo["json"]["model"], "gpt-4o-mini");
     assert_eq!(echo["headers"]["content-length"], echo["body_bytes"].to_string());
 }
+
+#[test]
+fn per_model_rules_match_the_body_model() {
+    let llm = MockLlm::start();
+    let config = json!({"rules": [{"name": "gpt4o", "key": ["api_key"], "match": {"models": ["gpt-4o"]},
+        "algorithm": "fixed_window", "limit": 1, "window": "1m"}]});
+    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let send = |model: &str| {
+        let body = json!({"model": model, "max_tokens": 1, "messages": []});
+        Request::post(&envoy.url("/v1/chat/completions"), &body.to_string()).header("x-api-key", "sk-m").send().unwrap().status
+    };
+    assert_eq!(send("gpt-4o"), 200);
+    assert_eq!(send("gpt-4o"), 429);
+    assert_eq!(send("gpt-4o-mini"), 200, "another model is not limited by this rule");
+}
