@@ -6,20 +6,29 @@ use crate::limiter::{Evaluation, RuleOutcome, RuleStatus};
 use crate::metrics::{proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric, THROTTLE_QUEUE, THROTTLE_WAIT_MS};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
+use std::cell::Cell;
+
+/// A counter whose increments are summed in the worker and sent on the tick: one host call
+/// per counter per tick instead of one per request.
+struct Counter {
+    id: u32,
+    pending: Cell<u64>,
+}
 
 pub struct Metrics {
     /// By rule index, then `RuleMetric as usize`.
-    rules: Vec<[Option<u32>; RuleMetric::ALL.len()]>,
+    rules: Vec<[Option<Counter>; RuleMetric::ALL.len()]>,
     /// By `ProxyMetric as usize`.
-    proxy: [Option<u32>; ProxyMetric::ALL.len()],
+    proxy: [Option<Counter>; ProxyMetric::ALL.len()],
     /// Requests held right now by throttle rules (a gauge every worker adds to).
     throttle_queue: Option<u32>,
     /// How long released requests were held, in ms.
     throttle_wait_ms: Option<u32>,
 }
 
-fn counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
+fn counter(name: &str) -> Option<Counter> {
+    let id = hostcalls::define_metric(MetricType::Counter, name).ok()?;
+    Some(Counter { id, pending: Cell::new(0) })
 }
 
 impl Metrics {
@@ -54,18 +63,29 @@ impl Metrics {
         }
     }
 
-    fn bump(id: Option<u32>, by: u64) {
-        if let (Some(id), true) = (id, by > 0) {
-            let _ = hostcalls::increment_metric(id, by.min(i64::MAX as u64) as i64);
+    fn bump(c: Option<&Counter>, by: u64) {
+        if let Some(c) = c {
+            c.pending.set(c.pending.get().saturating_add(by));
         }
     }
 
     pub fn rule(&self, rule: usize, m: RuleMetric) {
-        Self::bump(self.rules.get(rule).and_then(|ids| ids[m as usize]), 1);
+        Self::bump(self.rules.get(rule).and_then(|ids| ids[m as usize].as_ref()), 1);
     }
 
     pub fn proxy(&self, m: ProxyMetric, by: u64) {
-        Self::bump(self.proxy[m as usize], by);
+        Self::bump(self.proxy[m as usize].as_ref(), by);
+    }
+
+    /// Send what was counted since the last flush (called on the root context's tick).
+    pub fn flush(&self) {
+        let all = self.rules.iter().flat_map(|r| r.iter()).chain(self.proxy.iter()).flatten();
+        for c in all {
+            let n = c.pending.replace(0);
+            if n > 0 {
+                let _ = hostcalls::increment_metric(c.id, n.min(i64::MAX as u64) as i64);
+            }
+        }
     }
 
     pub fn record(&self, eval: &Evaluation) {

@@ -53,7 +53,7 @@ struct TollgateRoot {
     poller: poller::Poller,
 }
 
-/// How often held requests are checked for release.
+/// How often held requests are checked for release and metrics are flushed.
 const TICK: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long a request paused for its body waits for the host to deliver it.
 const BODY_RESCUE_NS: u64 = 500_000_000;
@@ -103,10 +103,8 @@ impl RootContext for TollgateRoot {
         }
         let held = HeldQueue::new(limiter.config.throttle_queue as usize);
         let awaiting_body = HeldQueue::new(usize::MAX);
-        let has_global = limiter.config.store.is_some();
-        if limiter.throttles() || has_global || limiter.needs_body {
-            let _ = hostcalls::set_tick_period(TICK);
-        }
+        // The tick releases held requests, runs store work and flushes metrics.
+        let _ = hostcalls::set_tick_period(TICK);
         self.active = Some(Rc::new(Active {
             limiter,
             metrics,
@@ -122,6 +120,7 @@ impl RootContext for TollgateRoot {
 
     fn on_tick(&mut self) {
         let Some(active) = &self.active else { return };
+        active.metrics.flush();
         let waits = active.held.borrow_mut().release_due(now_nanos());
         for wait in waits {
             active.metrics.released(wait);

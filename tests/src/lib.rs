@@ -240,7 +240,9 @@ impl Envoy {
     }
 
     /// Envoy's Prometheus export.
+    /// (Tollgate sends counters on its 10 ms tick: this waits two ticks first.)
     pub fn prometheus(&self) -> String {
+        std::thread::sleep(Duration::from_millis(30));
         self.admin("/stats/prometheus")
     }
 
