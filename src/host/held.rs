@@ -1,6 +1,5 @@
 //! Requests held by throttle rules on this worker, released from the root context's tick.
 
-use proxy_wasm::hostcalls;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -49,7 +48,7 @@ impl HeldQueue {
         due.iter()
             .filter_map(|h| {
                 let resumed =
-                    hostcalls::set_effective_context(h.context_id).is_ok() && hostcalls::resume_http_request().is_ok();
+                    super::ffi::set_effective_context(h.context_id) && super::ffi::resume_request();
                 resumed.then_some(now_ns.saturating_sub(h.since_ns))
             })
             .collect()

@@ -2,6 +2,7 @@
 //! metrics, and an HTTP context per request that builds a `Request`, asks the `Limiter`,
 //! and carries out its `Reply`. All decisions live in the pure modules.
 
+mod ffi;
 mod flusher;
 mod held;
 mod metrics;
@@ -274,8 +275,8 @@ impl TollgateFilter {
                     headers.push(("x-tollgate-rules", d));
                 }
                 let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                if let Err(e) = hostcalls::send_http_response(status, pairs, Some(body.as_bytes())) {
-                    log::warn!("cannot send the local reply: {e:?}");
+                if !ffi::send_response(status, &pairs, body.as_bytes()) {
+                    log::warn!("cannot send the local reply (status {status})");
                     return Action::Continue;
                 }
                 Action::Pause
@@ -290,7 +291,7 @@ impl TollgateFilter {
             eval.degraded_by.and_then(|i| config.rules.get(i)).and_then(|r| r.degrade.as_ref().map(|d| (r, d)));
         if let Some((rule, d)) = degrade {
             if let Some(name) = &d.add_header {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(&rule.name));
+                ffi::set_header(MapType::HttpRequestHeaders, name, Some(&rule.name));
             }
         }
         let Some(body) = req.body else { return };
@@ -298,9 +299,16 @@ impl TollgateFilter {
             config.llm.include_usage && !eval.reservations.is_empty() && llm::asks_for_usage_when_streaming(req.path);
         let set_model = degrade.and_then(|(_, d)| d.set_model.as_deref());
         if let Some(new_body) = llm::rewrite_body(body, include_usage, set_model) {
-            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body).is_ok() {
-                let len = new_body.len().to_string();
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", Some(&len));
+            // Once the headers went upstream (Envoy without stop-iteration) the length cannot
+            // change any more: then the body is left as it is.
+            // (A chunked request has no length to keep in step: Envoy re-frames the body.)
+            let len = new_body.len().to_string();
+            let framed = req.header("content-length").is_some();
+            if !framed || ffi::set_header(MapType::HttpRequestHeaders, "content-length", Some(&len)) {
+                let rewritten = ffi::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body);
+                if framed && !rewritten {
+                    ffi::set_header(MapType::HttpRequestHeaders, "content-length", Some(&body_size.to_string()));
+                }
             }
         }
     }
@@ -372,7 +380,7 @@ impl HttpContext for TollgateFilter {
         }
         if active.limiter.counts_usage {
             // Usage is read from the response body: ask for it uncompressed.
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "accept-encoding", None);
+            ffi::set_header(MapType::HttpRequestHeaders, "accept-encoding", None);
         }
         if active.limiter.needs_body && !end_of_stream {
             // Wait for the body: a rule needs a field of it (a body key, the model, max_tokens).
@@ -417,7 +425,7 @@ impl HttpContext for TollgateFilter {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         for (name, value) in self.response_headers.drain(..) {
-            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value);
+            ffi::add_header(MapType::HttpResponseHeaders, name, &value);
         }
         if self.reservations.iter().any(|r| r.unit.is_llm()) {
             let header = |name: &str| hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten();

@@ -119,7 +119,7 @@ impl TollgateFilter {
             }
         };
         if let Next::Continue = next {
-            let _ = hostcalls::resume_http_request();
+            super::ffi::resume_request();
         }
     }
 
@@ -178,7 +178,7 @@ impl TollgateFilter {
                 let body =
                     crate::response::error_body("Rate limit store unavailable", "requests", "store_unavailable", "");
                 let headers = vec![("content-type", "application/json")];
-                let _ = hostcalls::send_http_response(503, headers, Some(body.as_bytes()));
+                super::ffi::send_response(503, &headers, body.as_bytes());
                 Next::Replied
             }
         }
@@ -210,7 +210,7 @@ impl TollgateFilter {
             Reply::Deny { status, headers, body } => {
                 self.refund_all(active);
                 let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let _ = hostcalls::send_http_response(status, pairs, Some(body.as_bytes()));
+                super::ffi::send_response(status, &pairs, body.as_bytes());
                 Next::Replied
             }
         }

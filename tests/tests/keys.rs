@@ -141,3 +141,28 @@ fn body_rules_still_work_where_envoy_cannot_pause_headers_for_the_body() {
     assert_eq!(post().status, 429, "the body key still limits");
     assert!(envoy.log().contains("set allow_on_headers_stop_iteration: true"), "the log says what to fix");
 }
+
+#[test]
+fn header_changes_refused_after_the_headers_left_never_kill_the_worker() {
+    // Without stop-iteration, a degrade rule's header and body rewrite come after the headers
+    // went upstream; the host refuses them and the filter must carry on (a panic would make the
+    // worker answer 503 to everything).
+    let llm = MockLlm::start();
+    let dir = tollgate_e2e::TempDir::new("no-stop-iteration-degrade");
+    let template = tollgate_e2e::read("envoy/standalone.yaml").replace("allow_on_headers_stop_iteration: true", "");
+    let path = dir.0.join("envoy.yaml");
+    std::fs::write(&path, template).unwrap();
+    let config = json!({"rules": [{"name": "d", "match": {"path_prefix": "/d/"}, "algorithm": "fixed_window",
+        "limit": 1, "window": "1m", "strategy": "degrade",
+        "degrade": {"set_model": "small", "add_header": "x-degraded"}}]});
+    let mut opts = tollgate_e2e::EnvoyOptions::standalone(&config.to_string(), llm.port);
+    opts.template = path;
+    opts.concurrency = 1;
+    let envoy = Envoy::start(opts);
+    for i in 0..3 {
+        let r = Request::post(&envoy.url("/d/x"), r#"{"model": "big"}"#).send().unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    assert_eq!(Request::get(&envoy.url("/other")).send().unwrap().status, 200, "the worker still serves");
+    assert!(!envoy.log().contains("panicked"), "no panic in the filter");
+}
