@@ -3,7 +3,7 @@ SHELL := /bin/bash
 WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/tollgate.wasm
 
-.PHONY: help setup build demo test test-unit test-e2e test-wasm bench soak fmt lint clean
+.PHONY: help setup build demo test test-unit test-e2e test-wasm bench soak fmt lint clean oci fuzz
 
 help:
 	@echo "make demo   build, start Envoy + mock LLM, send traffic, show allowed and limited requests"
@@ -50,3 +50,12 @@ lint: setup
 clean:
 	cargo clean
 	rm -f tollgate.wasm
+oci: build ; @scripts/oci.sh
+
+# Hardening (docs/hardening.md). `make fuzz`: every cargo-fuzz target for FUZZ_SECONDS seconds
+# (default 60). `make soak`: a flood of 1,000,000 distinct API keys through Envoy.
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz.sh
+
+soak: build
+	scripts/soak.sh

@@ -1,0 +1,451 @@
+//! examples/istio/: every pluginConfig passes the filter's own validator (`tollgatectl validate`,
+//! natively the parser Envoy runs) and `envoy --mode validate` in an Envoy config equivalent to
+//! what Istio generates; the store cluster names follow Istio's `outbound|PORT||HOST` rule for
+//! the Service of tollgate-store.yaml; and the reason for envoyfilter-stop-iteration.yaml is
+//! shown on a real Envoy: without `allow_on_headers_stop_iteration`, body rules stall requests.
+//!
+//! Needs `make build` (tollgate.wasm) and `cargo build --workspace --bins`.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tollgate_e2e::{envoy_bin, repo_root, wasm_path, workspace_bin, Envoy, EnvoyOptions, MockLlm, TempDir};
+
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+
+/// One parsed document of a multi-document YAML file.
+struct Doc {
+    file: String,
+    value: Value,
+}
+
+fn istio_docs() -> Vec<Doc> {
+    let dir = repo_root().join("examples/istio");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for path in files {
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut chunk = String::new();
+        for line in text.lines().chain(std::iter::once("---")) {
+            if line.trim_end() == "---" {
+                if chunk.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+                    let value: Value =
+                        serde_yaml::from_str(&chunk).unwrap_or_else(|e| panic!("{file} is not valid YAML: {e}"));
+                    docs.push(Doc { file: file.clone(), value });
+                }
+                chunk.clear();
+            } else {
+                chunk.push_str(line);
+                chunk.push('\n');
+            }
+        }
+    }
+    docs
+}
+
+fn kind<'a>(docs: &'a [Doc], kind: &str) -> Vec<&'a Doc> {
+    docs.iter().filter(|d| d.value["kind"] == kind).collect()
+}
+
+/// A plugin configuration found in examples/istio, where it came from, and whether Envoy gets
+/// it with allow_on_headers_stop_iteration.
+struct Plugin {
+    origin: String,
+    config: Value,
+    stop_iteration: bool,
+    /// The Wasm filter config (`config` of envoy.extensions.filters.http.wasm.v3.Wasm) Envoy gets.
+    wasm: Value,
+}
+
+fn plugins(docs: &[Doc]) -> Vec<Plugin> {
+    let mut out = Vec::new();
+    for d in kind(docs, "WasmPlugin") {
+        let config = d.value["spec"]["pluginConfig"].clone();
+        assert!(config.is_object(), "{}: WasmPlugin without pluginConfig", d.file);
+        // What Istio generates for a WasmPlugin: the pluginConfig as a JSON StringValue, and no
+        // allow_on_headers_stop_iteration (WasmPlugin has no field for it).
+        let wasm = json!({
+            "name": format!("{}.{}", d.value["metadata"]["namespace"].as_str().unwrap(), d.value["metadata"]["name"].as_str().unwrap()),
+            "root_id": "tollgate",
+            "vm_config": {"vm_id": "tollgate", "runtime": "envoy.wasm.runtime.v8",
+                          "code": {"local": {"filename": wasm_path().display().to_string()}}},
+            "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config.to_string()}
+        });
+        out.push(Plugin { origin: d.file.clone(), config, stop_iteration: false, wasm });
+    }
+    for d in kind(docs, "EnvoyFilter") {
+        for patch in d.value["spec"]["configPatches"].as_array().unwrap() {
+            let typed = &patch["patch"]["value"]["typed_config"];
+            if patch["applyTo"] != "EXTENSION_CONFIG" || typed["@type"] != WASM_TYPE {
+                continue;
+            }
+            let mut wasm = typed["config"].clone();
+            let text = wasm["configuration"]["value"].as_str().expect("configuration.value").to_string();
+            let config: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: configuration is not JSON: {e}", d.file));
+            // istio-agent downloads the remote module and rewrites it to a local file.
+            assert!(wasm["vm_config"]["code"]["remote"]["http_uri"]["uri"].is_string(), "{}: remote code", d.file);
+            wasm["vm_config"]["code"] = json!({"local": {"filename": wasm_path().display().to_string()}});
+            let stop_iteration = wasm["allow_on_headers_stop_iteration"] == true;
+            out.push(Plugin { origin: d.file.clone(), config, stop_iteration, wasm });
+        }
+    }
+    out
+}
+
+/// The Service of tollgate-store.yaml as Istio names its cluster: (cluster, host, port).
+fn store_service(docs: &[Doc]) -> (String, String, u16) {
+    let services = kind(docs, "Service");
+    let svc = services
+        .iter()
+        .find(|d| d.file == "tollgate-store.yaml" && d.value["metadata"]["name"] == "tollgate-store")
+        .expect("tollgate-store.yaml defines Service tollgate-store");
+    let name = svc.value["metadata"]["name"].as_str().unwrap();
+    let namespace = svc.value["metadata"]["namespace"].as_str().expect("the Service has a namespace");
+    let ports = svc.value["spec"]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1, "one port on the store Service");
+    let port = ports[0]["port"].as_u64().unwrap() as u16;
+    let host = format!("{name}.{namespace}.svc.cluster.local");
+    (format!("outbound|{port}||{host}"), host, port)
+}
+
+fn tollgatectl() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo =
+                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "tollgate-store", "--bin", "tollgatectl"]).current_dir(repo_root());
+            if std::env::current_exe().unwrap().components().any(|c| c.as_os_str() == "release") {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "cargo build -p tollgate-store --bin tollgatectl failed");
+            workspace_bin("tollgatectl")
+        })
+        .clone()
+}
+
+/// `tollgatectl validate` on a config: Ok(summary) or Err(error line).
+fn validate_with_filter(config: &Value) -> Result<String, String> {
+    let dir = TempDir::new("istio-plugin");
+    let path = dir.0.join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = Command::new(tollgatectl()).arg("validate").arg(&path).output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn envoy_validate(name: &str, config: &Value) -> Result<(), String> {
+    let dir = TempDir::new("istio-validate");
+    let path = dir.0.join("envoy.json");
+    std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
+    let out = Command::new(envoy_bin()).args(["--mode", "validate", "-l", "warn", "-c"]).arg(&path).output().unwrap();
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() && log.contains("OK") {
+        Ok(())
+    } else {
+        Err(format!("{name}: envoy --mode validate exited {:?}:\n{log}", out.status.code()))
+    }
+}
+
+/// A static Envoy config with the sidecar's clusters Istio would have (the store's
+/// `outbound|PORT||HOST`) and the given Wasm filter config, as an inbound listener would run it.
+fn envoy_like_istio(wasm: &Value, store_cluster: &str, host: &str, port: u16) -> Value {
+    let cluster = |name: &str, addr: &str, port: u16| {
+        json!({"name": name, "type": "STRICT_DNS", "connect_timeout": "0.25s",
+               "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                   {"endpoint": {"address": {"socket_address": {"address": addr, "port_value": port}}}}]}]}})
+    };
+    json!({
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {
+            "listeners": [{"name": "virtualInbound", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "inbound",
+                    "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"],
+                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "inbound|8000||"}}]}]},
+                    "http_filters": [
+                        {"name": "envoy.filters.http.wasm", "typed_config": {"@type": WASM_TYPE, "config": wasm}},
+                        {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+                    ]}}]}]}],
+            "clusters": [cluster("inbound|8000||", "127.0.0.1", 8000), cluster(store_cluster, host, port)]
+        }
+    })
+}
+
+/// Whether a configuration uses something only the request body can give.
+fn body_features(config: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for rule in config["rules"].as_array().into_iter().flatten() {
+        let name = rule["name"].as_str().unwrap_or("?");
+        if rule["enabled"] == false {
+            continue;
+        }
+        for key in rule["key"].as_array().into_iter().flatten() {
+            if key.as_str().is_some_and(|k| k.starts_with("body:")) {
+                found.push(format!("{name}: key {key}"));
+            }
+        }
+        if let Some(unit) = rule["unit"].as_str() {
+            if ["tokens", "input_tokens", "output_tokens", "cost_usd"].contains(&unit) {
+                found.push(format!("{name}: unit {unit}"));
+            }
+        }
+        if rule["degrade"]["set_model"].is_string() {
+            found.push(format!("{name}: degrade.set_model"));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_plugin_config_passes_the_filters_validator_and_envoy() {
+    let docs = istio_docs();
+    let plugins = plugins(&docs);
+    let origins: Vec<&str> = plugins.iter().map(|p| p.origin.as_str()).collect();
+    for file in ["wasmplugin-oci.yaml", "wasmplugin-http.yaml", "envoyfilter-stop-iteration.yaml"] {
+        assert!(origins.contains(&file), "no plugin config found in {file} (found {origins:?})");
+    }
+    let (cluster, host, port) = store_service(&docs);
+    let mut failures = Vec::new();
+    for p in &plugins {
+        let body = body_features(&p.config);
+        assert!(
+            body.is_empty() || p.stop_iteration,
+            "{}: {body:?} need the request body, so Envoy must get allow_on_headers_stop_iteration: true",
+            p.origin
+        );
+        match validate_with_filter(&p.config) {
+            Ok(summary) => eprintln!("{}: {summary}", p.origin),
+            Err(e) => failures.push(format!("{}: the filter rejects its pluginConfig: {e}", p.origin)),
+        }
+        if let Err(e) = envoy_validate(&p.origin, &envoy_like_istio(&p.wasm, &cluster, &host, port)) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // The validator is not a rubber stamp: the same config with a broken rule fails.
+    let mut broken = plugins[0].config.clone();
+    broken["rules"][0]["window"] = json!("5x");
+    let err = validate_with_filter(&broken).expect_err("window 5x is invalid");
+    assert!(err.contains("rules[0].window"), "{err}");
+}
+
+#[test]
+fn store_cluster_names_follow_istios_outbound_rule() {
+    let docs = istio_docs();
+    let (cluster, host, port) = store_service(&docs);
+    assert_eq!(cluster, "outbound|8080||tollgate-store.tollgate.svc.cluster.local");
+    let secret =
+        kind(&docs, "Secret").into_iter().find(|d| d.value["metadata"]["name"] == "tollgate-store").expect("Secret");
+    let proxy_token = &secret.value["stringData"]["proxy-token"];
+    for p in plugins(&docs) {
+        let store = &p.config["store"];
+        assert_eq!(store["cluster"], cluster.as_str(), "{}: store.cluster", p.origin);
+        assert_eq!(store["authority"], host.as_str(), "{}: store.authority", p.origin);
+        assert_eq!(&store["token"], proxy_token, "{}: store.token must be the Secret's proxy-token", p.origin);
+        assert!(
+            p.config["rules"].as_array().unwrap().iter().any(|r| r["scope"] == "global"),
+            "{}: a store section without a global rule shows nothing",
+            p.origin
+        );
+    }
+
+    // The Deployment serves that port, reads Redis and tokens from the Secret, and is ready on /healthz.
+    let deployment = kind(&docs, "Deployment")
+        .into_iter()
+        .find(|d| d.value["metadata"]["name"] == "tollgate-store")
+        .expect("Deployment");
+    let container = &deployment.value["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> =
+        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let listen = args.iter().skip_while(|a| *a != "--listen").nth(1).expect("--listen");
+    assert_eq!(listen.rsplit(':').next().unwrap(), port.to_string(), "the store listens on the Service port");
+    let help = Command::new(tollgate_e2e::store::store_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    for a in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(help.contains(a.as_str()), "tollgate-store --help does not know {a}");
+    }
+    let secret_keys = secret.value["stringData"].as_object().unwrap();
+    let mut env_names = Vec::new();
+    for env in container["env"].as_array().unwrap() {
+        let name = env["name"].as_str().unwrap();
+        assert!(help.contains(&format!("[{name}]")), "tollgate-store --help does not know {name}");
+        if let Some(key) = env["valueFrom"]["secretKeyRef"]["key"].as_str() {
+            assert!(secret_keys.contains_key(key), "env {name} reads key {key}, not in the Secret");
+        }
+        env_names.push(name);
+    }
+    for required in ["REDIS_URL", "TOLLGATE_PROXY_TOKEN", "TOLLGATE_ADMIN_TOKEN"] {
+        assert!(env_names.contains(&required), "the Deployment should set {required} from the Secret");
+    }
+    assert_eq!(container["env"][0]["valueFrom"]["secretKeyRef"]["name"], "tollgate-store");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/healthz");
+    let named_port = container["ports"][0]["name"].as_str().unwrap();
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], named_port);
+    assert_eq!(container["ports"][0]["containerPort"], port);
+
+    // The DestinationRule applies to that host, with a connection pool and outlier detection.
+    let rules = kind(&docs, "DestinationRule");
+    let dr = rules.iter().find(|d| d.value["spec"]["host"] == host.as_str()).expect("a DestinationRule for the store");
+    assert!(dr.value["spec"]["trafficPolicy"]["connectionPool"].is_object());
+    assert!(dr.value["spec"]["trafficPolicy"]["outlierDetection"].is_object());
+}
+
+#[test]
+fn wasmplugins_and_the_envoyfilter_are_shaped_as_istio_expects() {
+    let docs = istio_docs();
+    let wasm_plugins = kind(&docs, "WasmPlugin");
+    assert_eq!(wasm_plugins.len(), 2);
+    let mut selectors = Vec::new();
+    for d in &wasm_plugins {
+        let spec = &d.value["spec"];
+        assert_eq!(d.value["apiVersion"], "extensions.istio.io/v1alpha1", "{}", d.file);
+        assert_eq!(spec["phase"], "AUTHZ", "{}", d.file);
+        assert!(spec["selector"]["matchLabels"].as_object().is_some_and(|m| !m.is_empty()), "{}: selector", d.file);
+        selectors.push(spec["selector"]["matchLabels"].clone());
+        let url = spec["url"].as_str().unwrap();
+        match d.file.as_str() {
+            "wasmplugin-oci.yaml" => assert!(url.starts_with("oci://"), "{url}"),
+            "wasmplugin-http.yaml" => assert!(url.starts_with("https://") && url.ends_with("/tollgate.wasm"), "{url}"),
+            other => panic!("unexpected WasmPlugin in {other}"),
+        }
+        // The sha256 placeholder is there, and the file says what to put in it.
+        assert!(spec["sha256"].is_string(), "{}: sha256 placeholder", d.file);
+        let text = std::fs::read_to_string(repo_root().join("examples/istio").join(&d.file)).unwrap();
+        let comments: String = text.lines().filter(|l| l.trim_start().starts_with('#')).collect();
+        assert!(comments.contains("sha256"), "{}: document the sha256 placeholder", d.file);
+        // No WasmPlugin can set allow_on_headers_stop_iteration: its rules must not need the body.
+        let body = body_features(&spec["pluginConfig"]);
+        assert!(
+            body.is_empty(),
+            "{}: rules that need the request body stall without the EnvoyFilter: {body:?}",
+            d.file
+        );
+    }
+
+    let filters = kind(&docs, "EnvoyFilter");
+    assert_eq!(filters.len(), 1);
+    let ef = &filters[0].value;
+    assert_eq!(filters[0].file, "envoyfilter-stop-iteration.yaml");
+    assert!(selectors.contains(&ef["spec"]["workloadSelector"]["labels"]), "same workload as the WasmPlugins");
+    let patches = ef["spec"]["configPatches"].as_array().unwrap();
+    let ext = patches.iter().find(|p| p["applyTo"] == "EXTENSION_CONFIG").expect("EXTENSION_CONFIG patch");
+    let filter = patches.iter().find(|p| p["applyTo"] == "HTTP_FILTER").expect("HTTP_FILTER patch");
+    assert_eq!(ext["patch"]["operation"], "ADD");
+    let config = &ext["patch"]["value"]["typed_config"]["config"];
+    assert_eq!(config["allow_on_headers_stop_iteration"], true);
+    let name = &ext["patch"]["value"]["name"];
+    assert_eq!(&filter["patch"]["value"]["name"], name, "the HTTP filter must reference the extension config");
+    let discovery = &filter["patch"]["value"]["config_discovery"];
+    assert!(discovery["type_urls"].as_array().unwrap().contains(&json!(WASM_TYPE)));
+    assert_eq!(filter["patch"]["filterClass"], "AUTHZ");
+    let uri = config["vm_config"]["code"]["remote"]["http_uri"]["uri"].as_str().unwrap();
+    let oci_url = wasm_plugins.iter().find(|d| d.file == "wasmplugin-oci.yaml").unwrap().value["spec"]["url"].clone();
+    assert_eq!(uri, oci_url.as_str().unwrap(), "the EnvoyFilter pulls the same image as wasmplugin-oci.yaml");
+    let plugin: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
+    assert!(!body_features(&plugin).is_empty(), "the EnvoyFilter exists for body rules: its config should have some");
+
+    // The README explains the cluster-name rule and the missing field.
+    let readme = tollgate_e2e::read("examples/istio/README.md");
+    for needle in ["outbound|PORT||HOST", "allow_on_headers_stop_iteration", "envoyfilter-stop-iteration.yaml"] {
+        assert!(readme.contains(needle), "examples/istio/README.md should explain {needle}");
+    }
+}
+
+#[test]
+fn stats_tags_bootstrap_fragment_matches_the_standalone_envoy_config() {
+    let docs = istio_docs();
+    let cm = kind(&docs, "ConfigMap").into_iter().find(|d| d.file == "stats-tags.yaml").expect("stats-tags.yaml");
+    let bootstrap: Value = serde_json::from_str(cm.value["data"]["custom_bootstrap.json"].as_str().unwrap()).unwrap();
+    let vars: Vec<(String, String)> =
+        ["UPSTREAM_PORT", "WASM", "PLUGIN_CONFIG"].iter().map(|k| (k.to_string(), "1".to_string())).collect();
+    let standalone: Value =
+        serde_yaml::from_str(&tollgate_e2e::render(&tollgate_e2e::read("envoy/standalone.yaml"), &vars)).unwrap();
+    assert_eq!(bootstrap["stats_config"]["stats_tags"], standalone["stats_config"]["stats_tags"]);
+}
+
+/// Send a request; its status and how long the answer took (None: no answer within 10 s).
+fn timed(url: &str, method: &str, body: &str) -> (Option<u16>, Duration) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\nx-api-key: sk-istio\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let status = stream
+        .read(&mut buf)
+        .ok()
+        .and_then(|n| String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).and_then(|s| s.parse().ok()));
+    (status, started.elapsed())
+}
+
+#[test]
+fn without_stop_iteration_every_request_with_a_body_waits_for_the_body_rescue() {
+    // What a WasmPlugin gives Envoy: envoy/standalone.yaml without allow_on_headers_stop_iteration.
+    let llm = MockLlm::start();
+    let dir = TempDir::new("istio-no-stop-iteration");
+    let template = tollgate_e2e::read("envoy/standalone.yaml");
+    assert!(template.contains("allow_on_headers_stop_iteration: true"));
+    let without: PathBuf = dir.0.join("without.yaml");
+    std::fs::write(
+        &without,
+        template.replace("allow_on_headers_stop_iteration: true", "allow_on_headers_stop_iteration: false"),
+    )
+    .unwrap();
+    let config = json!({"rules": [
+        {"name": "per-key-rpm", "key": ["api_key"], "algorithm": "token_bucket", "limit": 100, "window": "1m"},
+        {"name": "per-key-tpm", "match": {"path_prefix": "/v1/"}, "key": ["api_key"], "unit": "tokens",
+         "algorithm": "token_bucket", "limit": 25, "window": "1m"}
+    ]})
+    .to_string();
+    let chat = r#"{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
+    let opts = |template: &Path| EnvoyOptions {
+        template: template.to_path_buf(),
+        ..EnvoyOptions::standalone(&config, llm.port)
+    };
+    let delayed = Duration::from_millis(400);
+
+    let envoy = Envoy::start(opts(&without));
+    // A body on a path only per-key-rpm matches waits too: the wait is per configuration.
+    let (status, took) = timed(&envoy.url("/other"), "POST", "{}");
+    assert_eq!(status, Some(200));
+    assert!(took >= delayed, "a request with a body waits for the rescue, took {took:?}");
+    // The token rule still limits: 10 + 10 reserved, the third 10 does not fit in 25.
+    let statuses: Vec<Option<u16>> =
+        (0..3).map(|_| timed(&envoy.url("/v1/chat/completions"), "POST", chat).0).collect();
+    assert_eq!(statuses, vec![Some(200), Some(200), Some(429)]);
+    // No body: decided on the headers at once.
+    let (status, took) = timed(&envoy.url("/other"), "GET", "");
+    assert_eq!(status, Some(200));
+    assert!(took < Duration::from_millis(300), "a GET is not delayed, took {took:?}");
+    assert!(envoy.log().contains("set allow_on_headers_stop_iteration: true"), "the log says what to fix");
+    drop(envoy);
+
+    // The same config with the flag (the EnvoyFilter, or envoy/standalone.yaml): no wait.
+    let envoy = Envoy::start(opts(&repo_root().join("envoy/standalone.yaml")));
+    let (status, took) = timed(&envoy.url("/v1/chat/completions"), "POST", chat);
+    assert_eq!(status, Some(200));
+    assert!(took < Duration::from_millis(300), "with the flag the body comes at once, took {took:?}");
+}
