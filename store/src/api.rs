@@ -27,6 +27,27 @@ impl ApiError {
     }
 }
 
+/// A check request item: the counter and its cost, and where the request came from (optional
+/// fields a proxy may add for the admin statistics: the client IP and the endpoint).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckItem {
+    pub counter: Counter,
+    pub cost: u64,
+    pub origin: Origin,
+}
+
+/// Optional `ip` and `endpoint` of a check item (only used for the top-violator statistics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client address, canonical (`std::net::IpAddr` formatting).
+    pub ip: Option<String>,
+    /// The request's endpoint, e.g. `/v1/chat/completions` (1 to 256 characters).
+    pub endpoint: Option<String>,
+}
+
+/// Longest `endpoint` of a check item.
+pub const MAX_ENDPOINT_CHARS: usize = 256;
+
 /// A lease request item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseRequest {
@@ -35,7 +56,7 @@ pub struct LeaseRequest {
     pub returned: u64,
 }
 
-pub fn parse_checks(body: &[u8]) -> Result<Vec<(Counter, u64)>, ApiError> {
+pub fn parse_checks(body: &[u8]) -> Result<Vec<CheckItem>, ApiError> {
     items(body, "checks")?
         .iter()
         .enumerate()
@@ -43,7 +64,26 @@ pub fn parse_checks(body: &[u8]) -> Result<Vec<(Counter, u64)>, ApiError> {
             let o = Item::new(v, format!("checks[{i}]"))?;
             let counter = o.counter()?;
             let cost = o.opt_u64("cost")?.unwrap_or(1);
-            Ok((counter, cost))
+            let ip = match o.opt_str("ip")? {
+                None => None,
+                Some(t) => Some(
+                    t.parse::<std::net::IpAddr>()
+                        .map_err(|_| ApiError::invalid(&o.at("ip"), "must be an IPv4 or IPv6 address"))?
+                        .to_string(),
+                ),
+            };
+            let endpoint = match o.opt_str("endpoint")? {
+                Some(e)
+                    if e.is_empty() || e.chars().count() > MAX_ENDPOINT_CHARS || e.chars().any(char::is_control) =>
+                {
+                    return Err(ApiError::invalid(
+                        &o.at("endpoint"),
+                        format!("must be 1 to {MAX_ENDPOINT_CHARS} characters without control characters"),
+                    ))
+                }
+                e => e.map(str::to_string),
+            };
+            Ok(CheckItem { counter, cost, origin: Origin { ip, endpoint } })
         })
         .collect()
 }
@@ -97,36 +137,46 @@ fn items(body: &[u8], field: &str) -> Result<Vec<Value>, ApiError> {
     }
 }
 
-struct Item<'a> {
+/// A JSON object being validated: field accessors whose errors name the field by its path.
+pub(crate) struct Item<'a> {
     obj: &'a Map<String, Value>,
     path: String,
 }
 
 impl<'a> Item<'a> {
-    fn new(v: &'a Value, path: String) -> Result<Item<'a>, ApiError> {
+    /// `path` names the object in error messages ("" for the top level of a body).
+    pub(crate) fn new(v: &'a Value, path: String) -> Result<Item<'a>, ApiError> {
         match v {
             Value::Object(obj) => Ok(Item { obj, path }),
-            _ => Err(ApiError::invalid(&path, "must be an object")),
+            _ => Err(ApiError::invalid(if path.is_empty() { "body" } else { &path }, "must be an object")),
         }
     }
 
-    fn at(&self, field: &str) -> String {
-        format!("{}.{field}", self.path)
+    pub(crate) fn at(&self, field: &str) -> String {
+        if self.path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}.{field}", self.path)
+        }
     }
 
     /// A field; `null` counts as absent.
-    fn get(&self, field: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, field: &str) -> Option<&'a Value> {
         self.obj.get(field).filter(|v| !v.is_null())
     }
 
-    fn req_str(&self, field: &str) -> Result<&'a str, ApiError> {
+    pub(crate) fn req_str(&self, field: &str) -> Result<&'a str, ApiError> {
+        self.opt_str(field)?.ok_or_else(|| ApiError::invalid(&self.at(field), "is required"))
+    }
+
+    pub(crate) fn opt_str(&self, field: &str) -> Result<Option<&'a str>, ApiError> {
         match self.get(field) {
-            None => Err(ApiError::invalid(&self.at(field), "is required")),
-            Some(v) => v.as_str().ok_or_else(|| ApiError::invalid(&self.at(field), "must be a string")),
+            None => Ok(None),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| ApiError::invalid(&self.at(field), "must be a string")),
         }
     }
 
-    fn opt_u64(&self, field: &str) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn opt_u64(&self, field: &str) -> Result<Option<u64>, ApiError> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => match v.as_u64() {
@@ -136,7 +186,7 @@ impl<'a> Item<'a> {
         }
     }
 
-    fn positive(&self, field: &str) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn positive(&self, field: &str) -> Result<Option<u64>, ApiError> {
         match self.get(field) {
             None => Ok(None),
             Some(v) => match v.as_u64() {
@@ -150,24 +200,16 @@ impl<'a> Item<'a> {
         }
     }
 
-    fn req_positive(&self, field: &str) -> Result<u64, ApiError> {
+    pub(crate) fn req_positive(&self, field: &str) -> Result<u64, ApiError> {
         self.positive(field)?.ok_or_else(|| ApiError::invalid(&self.at(field), "is required"))
     }
 
     /// The counter fields shared by every item: rule, key, algorithm, limit, window_ms, burst.
     fn counter(&self) -> Result<Counter, ApiError> {
         let rule = self.req_str("rule")?;
-        if rule.is_empty()
-            || rule.len() > 64
-            || !rule.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            return Err(ApiError::invalid(
-                &self.at("rule"),
-                "must be 1 to 64 characters among letters, digits, '-', '_' and '.'",
-            ));
-        }
+        check_name(&self.at("rule"), rule)?;
         let key = self.req_str("key")?;
-        if key.len() != 16 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_key_hash(key) {
             return Err(ApiError::invalid(&self.at("key"), "must be 16 hexadecimal digits (the key hash)"));
         }
         let alg_name = self.req_str("algorithm")?;
@@ -187,6 +229,22 @@ impl<'a> Item<'a> {
             quota: Quota { limit, window_ns, burst },
         })
     }
+}
+
+/// A rule (or tier) name: 1 to 64 of `A-Z a-z 0-9 - _ .`, as in the plugin configuration.
+pub fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(ApiError::invalid(field, "must be 1 to 64 characters among letters, digits, '-', '_' and '.'"));
+    }
+    Ok(())
+}
+
+/// 16 hexadecimal digits: a `KeyHash` as `{:016x}` (either case).
+pub fn is_key_hash(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn decision_json(d: &Decision) -> Map<String, Value> {
@@ -234,9 +292,30 @@ mod tests {
     #[test]
     fn parses_defaults() {
         let c = parse_checks(format!(r#"{{"checks":[{OK}]}}"#).as_bytes()).unwrap();
-        assert_eq!(c[0].1, 1);
-        assert_eq!(c[0].0.quota, Quota { limit: 60, window_ns: 60_000_000_000, burst: 60 });
-        assert_eq!(c[0].0.redis_key(), "tollgate:{00ff00ff00ff00ff}:per-key-rpm");
+        assert_eq!(c[0].cost, 1);
+        assert_eq!(c[0].counter.quota, Quota { limit: 60, window_ns: 60_000_000_000, burst: 60 });
+        assert_eq!(c[0].counter.redis_key(), "tollgate:{00ff00ff00ff00ff}:per-key-rpm");
+        assert_eq!(c[0].origin, Origin::default());
+    }
+
+    #[test]
+    fn origin_fields_are_validated_and_canonical() {
+        let with = |k: &str, v: Value| {
+            let mut o: Value = serde_json::from_str(OK).unwrap();
+            o[k] = v;
+            parse_checks(json!({"checks": [o]}).to_string().as_bytes())
+        };
+        let c = with("ip", json!("2001:DB8::1")).unwrap();
+        assert_eq!(c[0].origin.ip.as_deref(), Some("2001:db8::1"));
+        let c = with("endpoint", json!("/v1/chat/completions")).unwrap();
+        assert_eq!(c[0].origin.endpoint.as_deref(), Some("/v1/chat/completions"));
+        assert_eq!(
+            with("ip", json!("10.0.0.300")).unwrap_err().message,
+            "checks[0].ip: must be an IPv4 or IPv6 address"
+        );
+        assert!(with("endpoint", json!("")).unwrap_err().message.starts_with("checks[0].endpoint: must be 1 to 256"));
+        assert!(with("endpoint", json!("x".repeat(257))).is_err());
+        assert_eq!(with("ip", json!(5)).unwrap_err().message, "checks[0].ip: must be a string");
     }
 
     #[test]

@@ -20,13 +20,31 @@ use crate::metrics::Metrics;
 /// expected one and returns {1}; otherwise changes nothing and returns {0, current} (current
 /// '' when absent) so the caller can recompute without another round trip.
 /// No arithmetic happens in Lua: the state is opaque bytes computed in Rust.
+///
+/// With KEYS[2] (the key hash's rule index, same hash slot), a successful write also records
+/// the counter's rule (ARGV[4]) and quota (ARGV[5]) there, and makes the index live at least as
+/// long as the counter: the admin API finds a key's counters without SCAN.
 pub const CAS_SCRIPT: &str = r#"
 local cur = redis.call('GET', KEYS[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[1] then return {0, cur} end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if KEYS[2] then
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+end
 return {1}
 "#;
+
+/// What a counter write also records in its key hash's rule index (see `CAS_SCRIPT`).
+#[derive(Clone, Copy, Debug)]
+pub struct IndexEntry<'a> {
+    /// The index key, `tollgate:{KEYHASH}:#rules`.
+    pub key: &'a str,
+    pub rule: &'a str,
+    /// The counter's quota, `ALGORITHM LIMIT WINDOW_MS BURST`.
+    pub quota: &'a str,
+}
 
 /// Why a Redis call failed: every variant answers 503 `store_unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,10 +306,21 @@ impl Backend {
         .await
     }
 
-    /// Set `key` to `new` (expiring in `ttl_ms`) only if its value is still `expected`.
-    pub async fn cas(&self, key: &str, expected: &[u8], new: &[u8], ttl_ms: u64) -> Result<Cas, StoreError> {
+    /// Set `key` to `new` (expiring in `ttl_ms`) only if its value is still `expected`; on
+    /// success also record `index` (see `CAS_SCRIPT`).
+    pub async fn cas(
+        &self,
+        key: &str,
+        expected: &[u8],
+        new: &[u8],
+        ttl_ms: u64,
+        index: Option<IndexEntry<'_>>,
+    ) -> Result<Cas, StoreError> {
         let mut invocation = self.script.key(key);
         invocation.arg(expected).arg(new).arg(ttl_ms.max(1));
+        if let Some(ix) = index {
+            invocation.key(ix.key).arg(ix.rule).arg(ix.quota);
+        }
         let value: Value = self
             .call(|conn| async move {
                 match conn {
@@ -311,6 +340,37 @@ impl Backend {
         }
     }
 
+    /// Run one command. Its keys must share a hash slot (Redis Cluster): the admin data uses
+    /// hash tags for that.
+    pub async fn query(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
+        self.call(|conn| async move {
+            match conn {
+                Conn::Single(mut c) => cmd.query_async(&mut c).await,
+                Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
+    /// Run a Lua script (EVALSHA, loading it when Redis does not know it). Its keys must share
+    /// a hash slot.
+    pub async fn eval(&self, script: &redis::Script, keys: &[&str], args: &[&[u8]]) -> Result<Value, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(*k);
+        }
+        for a in args {
+            invocation.arg(*a);
+        }
+        self.call(|conn| async move {
+            match conn {
+                Conn::Single(mut c) => invocation.invoke_async(&mut c).await,
+                Conn::Cluster(mut c) => invocation.invoke_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
     /// PING (used by /healthz).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let cmd = redis::cmd("PING");
@@ -322,5 +382,36 @@ impl Backend {
             Ok(())
         })
         .await
+    }
+}
+
+/// Text of a bulk or simple string reply.
+pub fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Okay => Some("OK".into()),
+        Value::Double(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+/// A flat array `[k1, v1, k2, v2, …]` (RESP2) or a map (RESP3) as pairs.
+pub fn pairs(v: Value) -> Vec<(String, String)> {
+    match v {
+        Value::Array(items) => {
+            items.chunks_exact(2).filter_map(|kv| Some((text(&kv[0])?, text(&kv[1]).unwrap_or_default()))).collect()
+        }
+        Value::Map(items) => items.iter().filter_map(|(k, v)| Some((text(k)?, text(v).unwrap_or_default()))).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The elements of an array (or set) reply; empty for anything else.
+pub fn items(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) | Value::Set(a) => a,
+        _ => Vec::new(),
     }
 }

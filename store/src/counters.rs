@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tollgate::algorithm::{Algorithm, Decision, Nanos, Quota, State};
 
-use crate::backend::{Backend, Cas, StoreError};
+use crate::backend::{Backend, Cas, IndexEntry, StoreError};
 use crate::metrics::Metrics;
 
 /// Retries of one compare-and-set before giving up with `StoreError::Contention`.
@@ -42,9 +42,39 @@ pub fn redis_key(key_hash: &str, rule: &str) -> String {
     format!("tollgate:{{{key_hash}}}:{rule}")
 }
 
+/// The rule index of a key hash: a Redis hash `tollgate:{KEYHASH}:#rules` of RULE → the
+/// counter's last quota (`ALGORITHM LIMIT WINDOW_MS BURST`), written with every counter write and
+/// living at least as long as the key's longest-lived counter. `#` cannot occur in a rule
+/// name, so the index never collides with a counter.
+pub fn index_key(key_hash: &str) -> String {
+    format!("tollgate:{{{key_hash}}}:#rules")
+}
+
+/// `ALGORITHM LIMIT WINDOW_MS BURST`, as stored in the rule index.
+pub fn encode_quota(algorithm: Algorithm, q: &Quota) -> String {
+    format!("{} {} {} {}", algorithm.name(), q.limit, q.window_ns / 1_000_000, q.burst)
+}
+
+/// The inverse of `encode_quota` (None for anything else).
+pub fn decode_quota(text: &str) -> Option<(Algorithm, Quota)> {
+    let mut parts = text.split(' ');
+    let algorithm = Algorithm::from_name(parts.next()?)?;
+    let mut num = || parts.next()?.parse::<u64>().ok().filter(|n| *n > 0);
+    let (limit, window_ms, burst) = (num()?, num()?, num()?);
+    Some((algorithm, Quota { limit, window_ns: window_ms.checked_mul(1_000_000)?, burst }))
+}
+
 impl Counter {
     pub fn redis_key(&self) -> String {
         redis_key(&self.key, &self.rule)
+    }
+
+    /// Commit `new` over `old` with compare-and-set, recording this counter in its key's
+    /// rule index.
+    async fn cas(&self, backend: &Backend, old: &[u8], new: &[u8], ttl_ms: u64) -> Result<Cas, StoreError> {
+        let (index, quota) = (index_key(&self.key), encode_quota(self.algorithm, &self.quota));
+        let entry = IndexEntry { key: &index, rule: &self.rule, quota: &quota };
+        backend.cas(&self.redis_key(), old, new, ttl_ms, Some(entry)).await
     }
 
     /// How long the key must live: until the counter is back to a fresh-equivalent state
@@ -205,7 +235,7 @@ impl Counters<'_> {
             if !d.allowed {
                 return Ok(d);
             }
-            match self.backend.cas(&key, &old, &encode(&s), counter.ttl_ms(&d)).await? {
+            match counter.cas(self.backend, &old, &encode(&s), counter.ttl_ms(&d)).await? {
                 Cas::Set => return Ok(d),
                 Cas::Mismatch(current) => {
                     Metrics::add(&self.metrics.cas_retries, 1);
@@ -236,7 +266,7 @@ impl Counters<'_> {
             if delta == 0 || (bytes == old) || (old.is_empty() && new == State::default()) {
                 return Ok(peek);
             }
-            match self.backend.cas(&key, &old, &bytes, counter.ttl_ms(&peek)).await? {
+            match counter.cas(self.backend, &old, &bytes, counter.ttl_ms(&peek)).await? {
                 Cas::Set => return Ok(peek),
                 Cas::Mismatch(current) => {
                     Metrics::add(&self.metrics.cas_retries, 1);
@@ -267,7 +297,7 @@ impl Counters<'_> {
             if bytes == old || (old.is_empty() && new == State::default()) {
                 return Ok(outcome);
             }
-            match self.backend.cas(&key, &old, &bytes, counter.ttl_ms(&outcome.decision)).await? {
+            match counter.cas(self.backend, &old, &bytes, counter.ttl_ms(&outcome.decision)).await? {
                 Cas::Set => return Ok(outcome),
                 Cas::Mismatch(current) => {
                     Metrics::add(&self.metrics.cas_retries, 1);

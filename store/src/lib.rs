@@ -5,14 +5,27 @@
 //! committed with a compare-and-set script) → `backend` (Redis: single node, cluster,
 //! sentinel; timeouts) → `metrics`.
 //!
+//! The admin plane: `admin` (HTTP handlers of the admin API and of the proxies' `/v1/sync`) →
+//! `admin_input`, `key_limits`, `overrides` (validated inputs) → `admin_store` (Redis: limits,
+//! overrides, version, audit log) → `sync` (the document proxies poll) and `stats` (totals and
+//! top violators, buffered and flushed every second); `timefmt` (RFC 3339).
+//!
 //! The service is stateless: any number of replicas may share one Redis.
 
+pub mod admin;
+pub mod admin_input;
+pub mod admin_store;
 pub mod api;
 pub mod backend;
 pub mod config;
 pub mod counters;
+pub mod key_limits;
 pub mod metrics;
+pub mod overrides;
 pub mod server;
+pub mod stats;
+pub mod sync;
+pub mod timefmt;
 
 #[cfg(test)]
 mod parity_tests;
@@ -33,14 +46,13 @@ pub async fn run(config: Config) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = Arc::new(metrics::Metrics::default());
     let backend = backend::Backend::new(&config.redis, &config.redis_tls, config.redis_timeout, metrics.clone())?;
-    let app = Arc::new(server::App {
+    let app = Arc::new(server::App::new(
         backend,
         metrics,
-        proxy_token: config.proxy_token.clone(),
-        admin_token: config.admin_token.clone(),
-        test_clock: config.test_clock,
-        locks: counters::KeyLocks::default(),
-    });
+        config.proxy_token.clone(),
+        config.admin_token.clone(),
+        config.test_clock,
+    ));
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -61,8 +73,17 @@ pub async fn run(config: Config) -> Result<(), String> {
             Err(e) => eprintln!("tollgate-store: warning: {e} (requests get 503 until it is)"),
         }
     });
+    let flusher = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(stats::FLUSH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let _ = flusher.stats.flush(&flusher.backend, now_ms()).await;
+        }
+    });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, server::router(app)).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, server::router(app.clone())).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });
     let mut server = tokio::spawn(server.into_future());
@@ -82,7 +103,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         Ok(_) => eprintln!("tollgate-store: stopped"),
         Err(_) => eprintln!("tollgate-store: stopped (requests still in flight after {SHUTDOWN_GRACE:?} were cut)"),
     }
+    // The statistics of the last second.
+    let _ = app.stats.flush(&app.backend, now_ms()).await;
     Ok(())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 async fn shutdown_signal() {

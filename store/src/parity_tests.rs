@@ -17,7 +17,6 @@ use tollgate_e2e::redis::Redis;
 
 use crate::backend::Backend;
 use crate::config::{RedisTarget, TlsFiles};
-use crate::counters::KeyLocks;
 use crate::metrics::Metrics;
 use crate::server::{router, App, TEST_CLOCK_HEADER};
 
@@ -34,14 +33,8 @@ impl Store {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let metrics = Arc::new(Metrics::default());
         let target = RedisTarget::Single(redis_url.to_string());
-        let app = Arc::new(App {
-            backend: Backend::new(&target, &TlsFiles::default(), Duration::from_millis(500), metrics.clone()).unwrap(),
-            metrics,
-            proxy_token: TOKEN.into(),
-            admin_token: "parity-admin-token".into(),
-            test_clock: true,
-            locks: KeyLocks::default(),
-        });
+        let backend = Backend::new(&target, &TlsFiles::default(), Duration::from_millis(500), metrics.clone()).unwrap();
+        let app = Arc::new(App::new(backend, metrics, TOKEN.into(), "parity-admin-token".into(), true));
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
         runtime.spawn(async move { axum::serve(listener, router(app)).await });

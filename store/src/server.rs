@@ -1,9 +1,8 @@
 //! HTTP: routes, authentication, body limits, status codes.
 //!
-//! Proxy API (Bearer proxy token): `POST /v1/check`, `POST /v1/lease`, `POST /v1/adjust`.
+//! Proxy API (Bearer proxy token): `POST /v1/check`, `POST /v1/lease`, `POST /v1/adjust`, and
+//! `GET /v1/sync` (in `admin`). The admin API (Bearer admin token) lives in `admin`.
 //! Open: `GET /healthz`, `GET /metrics`, `GET /openapi.json`.
-//! The admin API (Bearer admin token) is added to [`router`] by its own module later; use
-//! [`authorize`] with `app.admin_token` there.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,10 +16,12 @@ use axum::Router;
 use serde_json::{json, Value};
 use tollgate::algorithm::Nanos;
 
+use crate::admin_store::AdminStore;
 use crate::api::{self, ApiError};
 use crate::backend::{Backend, StoreError};
 use crate::counters::{Counters, KeyLocks};
 use crate::metrics::Metrics;
+use crate::stats::Stats;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -41,9 +42,31 @@ pub struct App {
     pub admin_token: String,
     pub test_clock: bool,
     pub locks: KeyLocks,
+    /// This replica's statistics not yet flushed to Redis.
+    pub stats: Stats,
+    pub admin: AdminStore,
 }
 
 impl App {
+    pub fn new(
+        backend: Backend,
+        metrics: Arc<Metrics>,
+        proxy_token: String,
+        admin_token: String,
+        test_clock: bool,
+    ) -> App {
+        App {
+            backend,
+            metrics,
+            proxy_token,
+            admin_token,
+            test_clock,
+            locks: KeyLocks::default(),
+            stats: Stats::default(),
+            admin: AdminStore::default(),
+        }
+    }
+
     pub fn counters(&self) -> Counters<'_> {
         Counters { backend: &self.backend, metrics: &self.metrics, locks: &self.locks }
     }
@@ -57,6 +80,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .merge(crate::admin::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -75,7 +99,7 @@ pub fn error_response(e: &ApiError) -> Response {
     r
 }
 
-fn unavailable(e: &StoreError) -> ApiError {
+pub(crate) fn unavailable(e: &StoreError) -> ApiError {
     ApiError { status: 503, code: "store_unavailable", message: e.to_string() }
 }
 
@@ -110,7 +134,7 @@ pub fn authorize(headers: &HeaderMap, token: &str, who: &str) -> Result<(), ApiE
 }
 
 /// The request's time: the store's clock, or the test clock header when enabled.
-fn now(app: &App, headers: &HeaderMap) -> Result<Nanos, ApiError> {
+pub(crate) fn now(app: &App, headers: &HeaderMap) -> Result<Nanos, ApiError> {
     if app.test_clock {
         if let Some(v) = headers.get(TEST_CLOCK_HEADER) {
             return v
@@ -126,7 +150,7 @@ fn now(app: &App, headers: &HeaderMap) -> Result<Nanos, ApiError> {
         .unwrap_or(0))
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || ApiError {
         status: 413,
         code: "payload_too_large",
@@ -160,11 +184,12 @@ fn finish(app: &App, endpoint: &'static str, result: Result<Value, ApiError>) ->
 async fn check(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let (bytes, now) = proxy_call(&app, &headers, body).await?;
-        let checks = api::parse_checks(&bytes)?;
+        let (checks, origins): (Vec<_>, Vec<_>) =
+            api::parse_checks(&bytes)?.into_iter().map(|c| ((c.counter, c.cost), c.origin)).unzip();
         let outcome = app.counters().check(&checks, now).await.map_err(|e| unavailable(&e))?;
-        let counter =
-            if outcome.denied_by.is_none() { &app.metrics.checks_allowed } else { &app.metrics.checks_denied };
-        Metrics::add(counter, 1);
+        let allowed = outcome.denied_by.is_none();
+        Metrics::add(if allowed { &app.metrics.checks_allowed } else { &app.metrics.checks_denied }, 1);
+        app.stats.record_check(&checks, &origins, &outcome.results, allowed);
         Ok(api::check_response(&outcome))
     }
     .await;
@@ -180,6 +205,7 @@ async fn lease(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         for l in &leases {
             let o = counters.lease(&l.counter, l.want, l.returned, now).await.map_err(|e| unavailable(&e))?;
             Metrics::add(&app.metrics.lease_units_granted, o.granted);
+            app.stats.record_lease(&l.counter.rule, l.want, o.granted);
             Metrics::add(&app.metrics.lease_units_returned, l.returned);
             outcomes.push(o);
         }

@@ -37,7 +37,7 @@ fn rediss_with_a_private_ca_and_a_client_certificate() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["results"][0]["remaining"], 93);
     // The counter really is in that Redis.
-    assert_eq!(tls.redis.keys(), vec!["tollgate:{00000000000000a1}:modes".to_string()]);
+    assert!(tls.redis.keys().contains(&"tollgate:{00000000000000a1}:modes".to_string()), "{:?}", tls.redis.keys());
 
     // Without the client certificate, the server refuses: 503, not a hang.
     let no_client_cert = Store::start(&tls.url(), &["--redis-ca-file", &ca]);
@@ -63,7 +63,7 @@ fn sentinel_finds_the_master_and_follows_a_failover() {
     assert_eq!(r.json()["results"][0]["remaining"], 90);
     // The write reached the master, and the replica has it too.
     let redis_key = format!("tollgate:{{{key}}}:modes");
-    assert_eq!(sentinel.master.keys(), vec![redis_key.clone()]);
+    assert!(sentinel.master.keys().contains(&redis_key), "{:?}", sentinel.master.keys());
     eventually("the replica has the counter", 10, || {
         (sentinel.replica.cmd(&["EXISTS", &redis_key]).as_int() == 1).then_some(())
     });

@@ -2,10 +2,15 @@
 //!
 //! `validate` runs the filter's own configuration parser natively, so it reports exactly what
 //! Envoy would log after `invalid configuration: `. The store commands (`keys`, `overrides`,
-//! `audit`, `stats`) need the tollgate-store admin API and are not implemented yet.
+//! `audit`, `stats`) call the tollgate-store admin API (`ctl`, docs/admin.md).
 //!
-//! Exit codes: 0 success; 1 an invalid or unreadable configuration; 2 a usage error or a
-//! command that is not implemented yet.
+//! Exit codes: 0 success; 1 an invalid or unreadable configuration, or a store command that
+//! failed (store unreachable, request refused); 2 a usage error.
+
+// The store commands live in `store/src/ctl/` (not in the tollgate-store library: the store
+// binary does not need them).
+#[path = "../ctl/mod.rs"]
+mod ctl;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,25 +25,46 @@ Usage:
       logs after \"invalid configuration: \"). Prints `CONFIG.json: ok (N rules: ...)`,
       or `CONFIG.json: PATH: REASON` on stderr. `-` reads standard input.
 
-  Against a tollgate-store (admin API; not implemented yet):
-  tollgatectl keys status KEY              A key's counters and limits
-  tollgatectl keys limits KEY ...          Set a key's per-key limits or tier
-  tollgatectl keys reset KEY               Reset a key's counters
-  tollgatectl overrides add ...            Add an override: allow_key, allow_ip, emergency, grant
-  tollgatectl overrides list               List the active overrides
-  tollgatectl overrides remove ID          Remove an override
-  tollgatectl audit                        Show the admin audit log
-  tollgatectl stats                        Show the store's statistics
+  Against a tollgate-store (its admin API, docs/admin.md). KEY is the raw API key (the
+  store hashes it; with --hash, KEY is a 16-hex-digit key hash, e.g. from `stats`):
+  tollgatectl keys status KEY [--hash]
+      A key's counters at the store (used, remaining, reset), its per-key limits and the
+      overrides that apply to it
+  tollgatectl keys limits KEY [--hash]
+      Show a key's per-key limits
+  tollgatectl keys limits KEY [--tier TIER] [--limit RULE=N]... [--burst RULE=N]... --reason TEXT
+      Set them (replacing what was there); --remove --reason TEXT removes them
+  tollgatectl keys reset KEY [--hash] --reason TEXT
+      Delete the key's counters at the store (a fresh start for every global rule)
+  tollgatectl overrides add --kind KIND [--target T] [--unlimited | --multiplier X]
+                            (--ttl DURATION | --expires-at RFC3339) --reason TEXT
+      KIND: allow_key (--target KEY), allow_ip (--target IP or CIDR), emergency (no
+      target: nothing is limited), grant (--target KEY with --unlimited or --multiplier)
+  tollgatectl overrides list [--all]
+      The active overrides (--all: also those expired in the last 24 h)
+  tollgatectl overrides remove ID --reason TEXT
+  tollgatectl audit [--key KEY | --key-hash H] [--admin NAME] [--action A]
+                    [--since T] [--until T] [--limit N]
+      Admin writes, newest first; T is RFC 3339 or a duration ago (15m, 2h, 7d)
+  tollgatectl stats [--top N]
+      Allowed/denied per rule, hit rate, leases, top violators by key hash, IP, endpoint
+
+Store options:
+  --store URL      The store [TOLLGATE_STORE_URL] (default http://127.0.0.1:8080)
+  --token T        The admin token [TOLLGATE_ADMIN_TOKEN] (required)
+  --admin NAME     Who makes a change, for the audit log [TOLLGATE_ADMIN, else USER]
+  --reason TEXT    Why (required for every change)
+  --json           Print the store's JSON answer instead of a table
 
 Options:
   -h, --help       Show this help
   -V, --version    Show the version
 
-Exit status: 0 ok; 1 invalid or unreadable configuration; 2 usage error or a command
-that is not implemented yet.
+Exit status: 0 ok; 1 invalid or unreadable configuration, or a store command that failed
+(store unreachable, request refused: one line on stderr); 2 usage error.
 ";
 
-/// The store-backed commands of contract §5, not implemented yet.
+/// The store-backed commands of contract §5.
 const STORE_COMMANDS: &[&str] = &["keys", "overrides", "audit", "stats"];
 
 fn main() -> ExitCode {
@@ -58,8 +84,15 @@ fn main() -> ExitCode {
         }
         "validate" => validate(&args[1..]),
         c if STORE_COMMANDS.contains(&c) => {
-            eprintln!("tollgatectl {c}: not implemented yet: needs tollgate-store admin API");
-            ExitCode::from(2)
+            let rest = &args[1..];
+            if rest.iter().any(|a| a == "-h" || a == "--help") {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            match ctl::run(c, rest, &|name| std::env::var(name).ok()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(fail) => fail.exit(),
+            }
         }
         other => {
             eprintln!("tollgatectl: unknown command {other:?}\n");

@@ -1,0 +1,330 @@
+//! Fleet statistics for `GET /v1/stats`: per-rule totals of the proxy API (checks allowed and
+//! denied, leases granted and denied) and the top violators by key hash, client IP and
+//! endpoint.
+//!
+//! The hot path only adds to an in-memory buffer of this replica (no Redis call per request);
+//! the buffer is flushed to Redis every `FLUSH_INTERVAL` (and before `GET /v1/stats` answers)
+//! by one script. Everything is bounded: at most `MAX_RULES` rules are counted in Redis,
+//! each top list is trimmed to the `TOP_KEEP` highest scores after every flush (ZINCRBY then
+//! ZREMRANGEBYRANK), and a buffer holds at most `MAX_BUFFERED` distinct members per list
+//! between two flushes. All statistics keys share the `{stats}` hash tag (one Redis Cluster
+//! slot) and expire `STATS_TTL_MS` after the last flush.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::Value;
+use serde_json::{json, Value as Json};
+use tollgate::algorithm::Decision;
+
+use crate::api::Origin;
+use crate::backend::{Backend, StoreError};
+use crate::counters::Counter;
+use crate::timefmt;
+
+/// How often each replica writes its buffered statistics to Redis.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Each top list keeps this many members in Redis (the highest scores).
+pub const TOP_KEEP: usize = 100;
+
+/// Most rules counted (new rule names beyond this are not counted).
+pub const MAX_RULES: usize = 1000;
+
+/// Most distinct members of one list (or rules) buffered between two flushes.
+pub const MAX_BUFFERED: usize = 10_000;
+
+/// Statistics expire this long after the last flush (30 days).
+pub const STATS_TTL_MS: u64 = 30 * 86_400_000;
+
+const RULES_KEY: &str = "tollgate:{stats}:rules";
+const TOP_KEYS: &str = "tollgate:{stats}:top:keys";
+const TOP_IPS: &str = "tollgate:{stats}:top:ips";
+const TOP_ENDPOINTS: &str = "tollgate:{stats}:top:endpoints";
+const SINCE_KEY: &str = "tollgate:{stats}:since";
+
+/// The per-rule counters, as fields `RULE|NAME` of the rules hash.
+const FIELDS: [&str; 5] = ["allowed", "denied", "leases_granted", "leases_denied", "lease_units_granted"];
+
+/// KEYS: rules hash, three top lists, since. ARGV: now_ms, ttl_ms, top_keep, max rule fields,
+/// then for the rules hash and each top list: a count n and n (member, increment) pairs.
+const FLUSH_SCRIPT: &str = r#"
+local now, ttl, keep, max_fields = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('SET', KEYS[5], now, 'NX')
+local i = 5
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  local f, by = ARGV[i], ARGV[i + 1]; i = i + 2
+  if redis.call('HEXISTS', KEYS[1], f) == 1 or redis.call('HLEN', KEYS[1]) < max_fields then
+    redis.call('HINCRBY', KEYS[1], f, by)
+  end
+end
+for z = 2, 4 do
+  n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    redis.call('ZINCRBY', KEYS[z], ARGV[i + 1], ARGV[i]); i = i + 2
+  end
+  if n > 0 then redis.call('ZREMRANGEBYRANK', KEYS[z], 0, -(keep + 1)) end
+end
+for k = 1, 5 do redis.call('PEXPIRE', KEYS[k], ttl) end
+return 1
+"#;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RuleTotals([u64; 5]);
+
+#[derive(Debug, Default)]
+struct Buffer {
+    rules: HashMap<String, RuleTotals>,
+    keys: HashMap<String, u64>,
+    ips: HashMap<String, u64>,
+    endpoints: HashMap<String, u64>,
+}
+
+impl Buffer {
+    fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.keys.is_empty() && self.ips.is_empty() && self.endpoints.is_empty()
+    }
+
+    fn rule(&mut self, rule: &str, field: usize, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(t) = self.rules.get_mut(rule) {
+            t.0[field] = t.0[field].saturating_add(n);
+        } else if self.rules.len() < MAX_BUFFERED {
+            let mut t = RuleTotals::default();
+            t.0[field] = n;
+            self.rules.insert(rule.to_string(), t);
+        }
+    }
+}
+
+fn bump(map: &mut HashMap<String, u64>, member: &str) {
+    if let Some(n) = map.get_mut(member) {
+        *n = n.saturating_add(1);
+    } else if map.len() < MAX_BUFFERED {
+        map.insert(member.to_string(), 1);
+    }
+}
+
+/// This replica's buffer of statistics not yet written to Redis.
+pub struct Stats {
+    buffer: Mutex<Buffer>,
+    script: redis::Script,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats { buffer: Mutex::new(Buffer::default()), script: redis::Script::new(FLUSH_SCRIPT) }
+    }
+}
+
+impl Stats {
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count one `POST /v1/check` call: every check of an allowed call is allowed; a check
+    /// that denied counts as denied (for its rule, key hash, IP and endpoint). Checks that
+    /// would have passed in a denied call, and peeks (cost 0), count in neither.
+    pub fn record_check(&self, checks: &[(Counter, u64)], origins: &[Origin], results: &[Decision], allowed: bool) {
+        let mut b = self.buffer();
+        for (i, ((counter, cost), decision)) in checks.iter().zip(results).enumerate() {
+            if *cost == 0 {
+                continue;
+            }
+            if allowed {
+                b.rule(&counter.rule, 0, 1);
+            } else if !decision.allowed {
+                b.rule(&counter.rule, 1, 1);
+                bump(&mut b.keys, &counter.key);
+                if let Some(origin) = origins.get(i) {
+                    if let Some(ip) = &origin.ip {
+                        bump(&mut b.ips, ip);
+                    }
+                    if let Some(e) = &origin.endpoint {
+                        bump(&mut b.endpoints, e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count one lease item: granted (≥ 1 unit) or denied (units wanted, none granted).
+    pub fn record_lease(&self, rule: &str, want: u64, granted: u64) {
+        let mut b = self.buffer();
+        if granted > 0 {
+            b.rule(rule, 2, 1);
+            b.rule(rule, 4, granted);
+        } else if want > 0 {
+            b.rule(rule, 3, 1);
+        }
+    }
+
+    /// Write the buffer to Redis (and empty it). Statistics that cannot be written (Redis
+    /// down) are dropped: they must not pile up in memory.
+    pub async fn flush(&self, backend: &Backend, now_ms: u64) -> Result<(), StoreError> {
+        let b = std::mem::take(&mut *self.buffer());
+        if b.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<String> = vec![
+            now_ms.to_string(),
+            STATS_TTL_MS.to_string(),
+            TOP_KEEP.to_string(),
+            (MAX_RULES * FIELDS.len()).to_string(),
+        ];
+        let fields: Vec<(String, u64)> = b
+            .rules
+            .iter()
+            .flat_map(|(rule, t)| {
+                FIELDS.iter().zip(t.0).filter(|(_, n)| *n > 0).map(move |(f, n)| (format!("{rule}|{f}"), n))
+            })
+            .collect();
+        args.push(fields.len().to_string());
+        for (f, n) in fields {
+            args.extend([f, n.to_string()]);
+        }
+        for list in [&b.keys, &b.ips, &b.endpoints] {
+            args.push(list.len().to_string());
+            for (member, n) in list {
+                args.extend([member.clone(), n.to_string()]);
+            }
+        }
+        let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
+        let keys = [RULES_KEY, TOP_KEYS, TOP_IPS, TOP_ENDPOINTS, SINCE_KEY];
+        backend.eval(&self.script, &keys, &args).await.map(|_| ())
+    }
+}
+
+/// `GET /v1/stats`: the totals and the `top` first members of each top list.
+pub async fn read(backend: &Backend, top: usize) -> Result<Json, StoreError> {
+    let since = backend.query(redis::cmd("GET").arg(SINCE_KEY).to_owned()).await?;
+    let fields = backend.query(redis::cmd("HGETALL").arg(RULES_KEY).to_owned()).await?;
+    let mut rules: std::collections::BTreeMap<String, RuleTotals> = std::collections::BTreeMap::new();
+    for (field, value) in crate::backend::pairs(fields) {
+        let Some((rule, name)) = field.rsplit_once('|') else { continue };
+        let (Some(i), Ok(n)) = (FIELDS.iter().position(|f| *f == name), value.parse::<u64>()) else { continue };
+        rules.entry(rule.to_string()).or_default().0[i] = n;
+    }
+    let mut total = RuleTotals::default();
+    let rules: Vec<Json> = rules
+        .iter()
+        .map(|(rule, t)| {
+            for (sum, n) in total.0.iter_mut().zip(t.0) {
+                *sum = sum.saturating_add(n);
+            }
+            totals_json(Some(rule), t)
+        })
+        .collect();
+    let mut lists = Vec::new();
+    for key in [TOP_KEYS, TOP_IPS, TOP_ENDPOINTS] {
+        let stop = top.saturating_sub(1).to_string();
+        let v = backend.query(redis::cmd("ZRANGE").arg(key).arg(0).arg(stop).arg("REV").arg("WITHSCORES").to_owned());
+        lists.push(crate::backend::pairs(if top == 0 { Value::Nil } else { v.await? }));
+    }
+    let list = |i: usize, name: &str| -> Json {
+        lists
+            .get(i)
+            .map(|l| {
+                l.iter()
+                    .map(|(m, score)| json!({ name: m, "denied": score.parse::<f64>().unwrap_or(0.0) as u64 }))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into()
+    };
+    let since_ms = crate::backend::text(&since).and_then(|s| s.parse::<u64>().ok());
+    Ok(json!({
+        "since": since_ms.map(timefmt::format_ms),
+        "totals": totals_json(None, &total),
+        "rules": rules,
+        "top_keys": list(0, "key"),
+        "top_ips": list(1, "ip"),
+        "top_endpoints": list(2, "endpoint"),
+        "top_kept": TOP_KEEP,
+        "flush_interval_ms": FLUSH_INTERVAL.as_millis() as u64,
+    }))
+}
+
+/// Share of decisions that hit the limit: denied / (allowed + denied), 0 without decisions.
+fn hit_rate(allowed: u64, denied: u64) -> f64 {
+    let all = allowed.saturating_add(denied);
+    if all == 0 {
+        return 0.0;
+    }
+    (denied as f64 / all as f64 * 10_000.0).round() / 10_000.0
+}
+
+fn totals_json(rule: Option<&str>, t: &RuleTotals) -> Json {
+    let [allowed, denied, leases_granted, leases_denied, lease_units_granted] = t.0;
+    let mut v = json!({
+        "allowed": allowed,
+        "denied": denied,
+        "hit_rate": hit_rate(allowed, denied),
+        "leases_granted": leases_granted,
+        "leases_denied": leases_denied,
+        "lease_units_granted": lease_units_granted,
+    });
+    if let Some(rule) = rule {
+        v["rule"] = rule.into();
+    }
+    v
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tollgate::algorithm::{Algorithm, Quota};
+
+    fn counter(rule: &str, key: &str) -> Counter {
+        Counter {
+            rule: rule.into(),
+            key: key.into(),
+            algorithm: Algorithm::FixedWindow,
+            quota: Quota { limit: 1, window_ns: 1, burst: 1 },
+        }
+    }
+
+    fn decision(allowed: bool) -> Decision {
+        Decision { allowed, remaining: 0, reset_after_ns: 0, retry_after_ns: 0 }
+    }
+
+    #[test]
+    fn counts_checks_and_leases_and_bounds_the_buffer() {
+        let s = Stats::default();
+        let checks = vec![(counter("a", "k1"), 1), (counter("b", "k2"), 1), (counter("c", "k3"), 0)];
+        let origins = vec![
+            Origin { ip: Some("10.0.0.1".into()), endpoint: Some("/x".into()) },
+            Origin { ip: Some("10.0.0.2".into()), endpoint: None },
+            Origin::default(),
+        ];
+        s.record_check(&checks, &origins, &[decision(true); 3], true);
+        s.record_check(&checks, &origins, &[decision(true), decision(false), decision(false)], false);
+        s.record_lease("a", 5, 3);
+        s.record_lease("a", 5, 0);
+        s.record_lease("a", 0, 0);
+        {
+            let b = s.buffer();
+            assert_eq!(b.rules["a"], RuleTotals([1, 0, 1, 1, 3]));
+            assert_eq!(b.rules["b"], RuleTotals([1, 1, 0, 0, 0]));
+            assert!(!b.rules.contains_key("c"), "peeks are not counted");
+            assert_eq!(b.keys, HashMap::from([("k2".to_string(), 1)]));
+            assert_eq!(b.ips, HashMap::from([("10.0.0.2".to_string(), 1)]));
+            assert!(b.endpoints.is_empty());
+        }
+        let many: Vec<(Counter, u64)> = (0..MAX_BUFFERED + 50).map(|i| (counter("a", &format!("{i}")), 1)).collect();
+        s.record_check(&many, &[], &vec![decision(false); many.len()], false);
+        assert_eq!(s.buffer().keys.len(), MAX_BUFFERED);
+    }
+
+    #[test]
+    fn hit_rate_is_the_denied_share() {
+        assert_eq!(hit_rate(0, 0), 0.0);
+        assert_eq!(hit_rate(3, 1), 0.25);
+        assert_eq!(hit_rate(2, 1), 0.3333);
+    }
+}
