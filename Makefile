@@ -26,7 +26,7 @@ demo: build
 
 test: build
 	cargo build --workspace --bins --exclude tollgate-bench
-	cargo test --workspace --exclude tollgate-bench
+	cargo test --workspace --exclude tollgate-bench --no-fail-fast
 	@scripts/test-wasm.sh
 
 test-unit:
