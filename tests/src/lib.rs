@@ -319,3 +319,14 @@ pub fn read(path: impl AsRef<Path>) -> String {
         .unwrap();
     s
 }
+
+/// Fixed windows are aligned to the UNIX epoch: a test that needs `needed` inside one window of
+/// `window` waits for the next one when too little of the current is left.
+pub fn away_from_window_edge(window: Duration, needed: Duration) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let into = Duration::from_nanos((now.as_nanos() % window.as_nanos().max(1)) as u64);
+    let left = window.saturating_sub(into);
+    if left < needed {
+        std::thread::sleep(left + Duration::from_millis(20));
+    }
+}

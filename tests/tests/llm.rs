@@ -20,6 +20,8 @@ fn chat(envoy: &Envoy, key: &str, max_tokens: u64, prompt_tokens: u64) -> Respon
 }
 
 fn tpm(limit: u64) -> String {
+    // The counts below must all land in one window.
+    tollgate_e2e::away_from_window_edge(Duration::from_secs(60), Duration::from_secs(15));
     json!({"response": {"headers": ["ietf", "openai"]},
            "rules": [{"name": "tpm", "key": ["api_key"], "unit": "tokens", "algorithm": "fixed_window",
                       "limit": limit, "window": "1m"}]})
@@ -137,6 +139,7 @@ fn a_daily_dollar_budget_stops_at_the_right_request() {
         "llm": {"prices": {"gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}},
         "rules": [{"name": "budget", "key": ["api_key"], "unit": "cost_usd", "algorithm": "fixed_window",
                    "limit": 0.01, "window": "1d"}]});
+    tollgate_e2e::away_from_window_edge(Duration::from_secs(86_400), Duration::from_secs(30));
     let envoy = Envoy::standalone(&config.to_string(), llm.port);
     // Each request: 200 in ($0.0005) + 100 out ($0.001) = $0.0015; reserve $0.001 (max_tokens).
     // Admitted while spent + 0.001 <= 0.01: requests 1..=7 (spent 0.009 before the 7th).
@@ -228,7 +231,7 @@ fn aborted_streams_release_their_concurrency_slots() {
 fn degrade_rewrites_the_model_the_upstream_sees() {
     let llm = MockLlm::start();
     let config = json!({"rules": [{"name": "premium", "key": ["api_key"], "match": {"path_prefix": "/v1/"},
-        "algorithm": "fixed_window", "limit": 1, "window": "1m", "strategy": "degrade",
+        "algorithm": "fixed_window", "limit": 1, "window": "1h", "strategy": "degrade",
         "degrade": {"set_model": "gpt-4o-mini", "add_header": "x-tollgate-degraded"}}]});
     let envoy = Envoy::standalone(&config.to_string(), llm.port);
     let send = || {
@@ -253,7 +256,7 @@ fn degrade_rewrites_the_model_the_upstream_sees() {
 fn per_model_rules_match_the_body_model() {
     let llm = MockLlm::start();
     let config = json!({"rules": [{"name": "gpt4o", "key": ["api_key"], "match": {"models": ["gpt-4o"]},
-        "algorithm": "fixed_window", "limit": 1, "window": "1m"}]});
+        "algorithm": "fixed_window", "limit": 1, "window": "1h"}]});
     let envoy = Envoy::standalone(&config.to_string(), llm.port);
     let send = |model: &str| {
         let body = json!({"model": model, "max_tokens": 1, "messages": []});
