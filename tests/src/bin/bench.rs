@@ -8,8 +8,8 @@
 //! mock LLM) to CPU 1. Then one flood of 1,000,000 distinct API keys checks that memory stays
 //! within the slot table's bound and that a limited key stays limited.
 //!
-//! Settings (environment): BENCH_DURATION (seconds per run, 5), BENCH_ROUNDS (3),
-//! BENCH_CONNECTIONS (32), BENCH_FLOOD_KEYS (1000000), BENCH_FLOOD_MAX_SECS (180),
+//! Settings (environment): BENCH_DURATION (seconds per run, 3), BENCH_ROUNDS (5),
+//! BENCH_CONNECTIONS (32), BENCH_FLOOD_KEYS (1000000), BENCH_FLOOD_MAX_SECS (240),
 //! BENCH_DOC (where to write the results, docs/benchmarks.md; `-` to skip).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -164,15 +164,16 @@ fn tollgate_realistic() -> Slot {
 }
 
 /// SLOT: one `scope: global, sync: batched` rule, counters in tollgate-store (Redis behind
-/// it), synced every `store.sync_interval`. Needs the store integration: until it lands
-/// there is nothing honest to measure.
+/// it), quota leases renewed by one flusher per Envoy. To fill in: start Redis and
+/// tollgate-store (as tests/tests/global.rs does), use envoy/with-store.yaml, return
+/// `Slot::Ready`. Until then it prints as "—": never a stand-in measurement.
 fn global_batched() -> Slot {
-    Slot::Pending { name: "Tollgate: global batched", why: "store integration not landed yet" }
+    Slot::Pending { name: "Tollgate: global batched", why: "not in the benchmark yet: needs Redis and tollgate-store" }
 }
 
-/// SLOT: one `scope: global, sync: strict` rule (a store round trip per request).
+/// SLOT: one `scope: global, sync: strict` rule (a store round trip per request); same setup.
 fn global_strict() -> Slot {
-    Slot::Pending { name: "Tollgate: global strict", why: "store integration not landed yet" }
+    Slot::Pending { name: "Tollgate: global strict", why: "not in the benchmark yet: needs Redis and tollgate-store" }
 }
 
 fn llm_json_no_filter() -> Slot {
@@ -219,11 +220,11 @@ impl Settings {
                 Err(_) => default,
             }
         };
-        let duration_s = num("BENCH_DURATION", 5).max(1);
-        let rounds = num("BENCH_ROUNDS", 3).max(1) as usize;
+        let duration_s = num("BENCH_DURATION", 3).max(1);
+        let rounds = num("BENCH_ROUNDS", 5).max(1) as usize;
         let connections = num("BENCH_CONNECTIONS", 32).max(1) as u32;
         let flood_keys = num("BENCH_FLOOD_KEYS", 1_000_000).max(1);
-        let flood_max_s = num("BENCH_FLOOD_MAX_SECS", 180).max(1);
+        let flood_max_s = num("BENCH_FLOOD_MAX_SECS", 240).max(1);
         let doc = match std::env::var("BENCH_DOC") {
             Ok(v) if v == "-" => None,
             Ok(v) => Some(PathBuf::from(v)),
@@ -450,6 +451,8 @@ fn start_envoy(
         concurrency: 1,
     };
     let (envoy, pid) = start_pinned("envoy", settings.pin.map(|p| p.0), || Envoy::start(opts));
+    // Without the pid there is no CPU time per request, and no ratio worth printing.
+    assert!(pid.is_some(), "started Envoy from {template} but found no child process named `envoy`");
     Proxy { envoy, pid }
 }
 
@@ -542,6 +545,9 @@ struct Row {
     spread: f64,
     non2xx: u64,
     socket_errors: u64,
+    /// Per round, for ratios paired round by round.
+    cpu_runs: Vec<f64>,
+    rps_runs: Vec<f64>,
 }
 
 impl Row {
@@ -560,7 +566,17 @@ impl Row {
             spread: if med > 0.0 { (max - min) / med } else { 0.0 },
             non2xx: runs.iter().map(|r| r.non2xx).sum(),
             socket_errors: runs.iter().map(|r| r.socket_errors).sum(),
+            cpu_runs: runs.iter().map(Run::cpu_us_per_request).collect(),
+            rps_runs: rps,
         }
+    }
+
+    /// This case over `base`, round by round (runs seconds apart, so drift on the machine
+    /// mostly cancels), then the median: (by Envoy CPU per request, by requests/s).
+    fn ratios(&self, base: &Row) -> (f64, f64) {
+        let cpu = self.cpu_runs.iter().zip(&base.cpu_runs).map(|(c, b)| b / c.max(1e-9)).collect();
+        let rps = self.rps_runs.iter().zip(&base.rps_runs).map(|(c, b)| c / b.max(1e-9)).collect();
+        (median(cpu), median(rps))
     }
 }
 
@@ -841,7 +857,10 @@ fn main() {
     }
     drop(llm);
 
-    let rps_of = |name: &str| rows.iter().find(|(r, _)| r.name == name).map(|(r, _)| r.rps).unwrap_or(0.0);
+    let row_of = |name: &str| rows.iter().find(|(r, _)| r.name == name).map(|(r, _)| r);
+    // Two ratios of `case` over `base`: by Envoy CPU per request (the throughput ratio once Envoy
+    // is the bottleneck, and steady when it is not) and by measured requests/s.
+    let ratios = |case: &Row, base: &str| -> (f64, f64) { row_of(base).map(|b| case.ratios(b)).unwrap_or((0.0, 0.0)) };
     let mut table = String::from(
         "| case | requests/s | p50 | p99 | Envoy RSS (MiB) | Envoy CPU/request | vs no filter | vs local_ratelimit |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
@@ -852,17 +871,17 @@ fn main() {
         match f() {
             Slot::Ready(_) => {
                 let Some((r, c)) = row_iter.next() else { continue };
-                let vs_native =
-                    if c.vs_native { format!("{:.2}", r.rps / rps_of(NATIVE).max(1.0)) } else { "—".to_string() };
+                let pair = |(cpu, rps): (f64, f64)| format!("{cpu:.2} ({rps:.2})");
+                let vs_native = if c.vs_native { pair(ratios(r, NATIVE)) } else { "—".to_string() };
                 table.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {:.1} µs | {:.2} | {} |\n",
+                    "| {} | {} | {} | {} | {} | {:.1} µs | {} | {} |\n",
                     r.name,
                     fmt_int(r.rps),
                     fmt_us(r.p50),
                     fmt_us(r.p99),
                     mib(r.rss),
                     r.cpu,
-                    r.rps / rps_of(c.no_filter).max(1.0),
+                    pair(ratios(r, c.no_filter)),
                     vs_native
                 ));
             }
@@ -873,26 +892,29 @@ fn main() {
         }
     }
     table.push_str(
-        "\n\"vs no filter\": requests/s over the same request through Envoy without any filter (for the LLM \
-         rows, the same LLM case without Tollgate). \"vs local_ratelimit\": over Envoy's native \
-         local_ratelimit (direct_response rows only). RSS: Envoy's resident memory after the case's run. \
-         Envoy CPU/request: CPU time of every Envoy thread during the run over the requests served; it shows a \
-         filter's cost even where something else (the mock LLM, wrk) limits requests/s.\n",
+        "\nEnvoy CPU/request: the CPU time of all of Envoy's threads during a run, divided by the requests \
+         served. Ratios are taken round by round, then the median is quoted. The first figure is by CPU per \
+         request (the base case's CPU/request divided by this case's). That is the throughput ratio once Envoy's core is the bottleneck, and it stays steady when \
+         other work on the machine disturbs requests/s. The figure in parentheses is the ratio of measured \
+         requests/s. \"vs no filter\" compares with the same request through Envoy without any filter (for \
+         the LLM rows, the same LLM case without Tollgate). \"vs local_ratelimit\" compares with Envoy's \
+         native local_ratelimit (direct_response rows only). RSS is Envoy's resident memory after the case's \
+         run.\n",
     );
 
     let flood = flood(&settings);
 
-    let one_rule = rps_of(ONE_RULE) / rps_of(NO_FILTER).max(1.0);
-    let realistic = rps_of(REALISTIC) / rps_of(NO_FILTER).max(1.0);
+    let throughput_target = |case: &str, min: f64| {
+        let (cpu, rps) = row_of(case).map(|r| ratios(r, NO_FILTER)).unwrap_or((0.0, 0.0));
+        Target {
+            what: format!("{case} ≥ {min:.2} × no filter"),
+            measured: format!("{cpu:.2} by Envoy CPU/request ({rps:.2} by requests/s)"),
+            pass: cpu >= min,
+        }
+    };
     let targets = vec![
-        Target {
-            what: "1 rule ≥ 0.70 × no filter".into(), measured: format!("{one_rule:.2}"), pass: one_rule >= 0.70
-        },
-        Target {
-            what: "realistic ≥ 0.60 × no filter".into(),
-            measured: format!("{realistic:.2}"),
-            pass: realistic >= 0.60,
-        },
+        throughput_target(ONE_RULE, 0.70),
+        throughput_target(REALISTIC, 0.60),
         Target {
             what: "tollgate.wasm < 2 MiB".into(),
             measured: format!("{} bytes ({:.2} MiB)", fmt_int(wasm_bytes as f64), wasm_bytes as f64 / MIB),
@@ -961,6 +983,17 @@ fn main() {
 
     let after = busy_share(Duration::from_secs(1));
     let mut notes = pending_notes;
+    if let Some(base) = row_of(NO_FILTER) {
+        let busy = base.rps * base.cpu / 1e6;
+        if busy < 0.9 {
+            notes.push(format!(
+                "Envoy without a filter used only {:.0} % of its core: something else (wrk, or other work on the \
+                 machine) limited requests/s, so the requests/s ratios understate what a filter costs. The targets \
+                 use the CPU-per-request ratios.",
+                busy * 100.0
+            ));
+        }
+    }
     if flood.keys < settings.flood_keys {
         notes.push(format!(
             "The flood hit its {} s cap (BENCH_FLOOD_MAX_SECS) after {} of the {} distinct keys.",
