@@ -158,6 +158,11 @@ impl Limiter {
         self.engine.create_entries(store)
     }
 
+    /// Whether no request can be limited (filter off, or no enabled rule).
+    pub fn is_idle(&self) -> bool {
+        !self.config.enabled || !self.config.rules.iter().any(|r| r.enabled)
+    }
+
     /// Whether the request is never limited (filter off, or an exempt path).
     pub fn is_exempt(&self, path: &str) -> bool {
         !self.config.enabled || self.config.exempt_paths.iter().any(|p| path.starts_with(p.as_str()))

@@ -374,6 +374,9 @@ impl TollgateFilter {
 impl HttpContext for TollgateFilter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(active) = self.active.clone() else { return Action::Continue };
+        if active.limiter.is_idle() {
+            return Action::Continue; // nothing to limit: not even the headers are read
+        }
         let headers = request_headers();
         if active.limiter.is_exempt(pseudo(&headers, ":path")) {
             return Action::Continue;
