@@ -47,8 +47,7 @@ impl HeldQueue {
         due.sort_by_key(|h| h.due_ns);
         due.iter()
             .filter_map(|h| {
-                let resumed =
-                    super::ffi::set_effective_context(h.context_id) && super::ffi::resume_request();
+                let resumed = super::ffi::set_effective_context(h.context_id) && super::ffi::resume_request();
                 resumed.then_some(now_ns.saturating_sub(h.since_ns))
             })
             .collect()

@@ -63,8 +63,22 @@ fn exhaust(envoy: &Envoy, key: &str) {
 fn a_grant_lets_a_limited_key_through_until_it_expires() {
     let s = setup();
     exhaust(&s.envoy, "sk-limited");
-    ctl(&s.store, &["overrides", "add", "--kind", "grant", "--target", "sk-limited", "--unlimited", "--ttl", "2s",
-        "--reason", "incident 42"]);
+    ctl(
+        &s.store,
+        &[
+            "overrides",
+            "add",
+            "--kind",
+            "grant",
+            "--target",
+            "sk-limited",
+            "--unlimited",
+            "--ttl",
+            "2s",
+            "--reason",
+            "incident 42",
+        ],
+    );
     within_two_polls(&s.envoy, "sk-limited", 200);
     for _ in 0..5 {
         assert_eq!(status(&s.envoy, "sk-limited"), 200, "unlimited while the grant lasts");
@@ -81,7 +95,8 @@ fn a_grant_lets_a_limited_key_through_until_it_expires() {
 fn emergency_access_lets_everyone_through_and_its_removal_restores_limits() {
     let s = setup();
     exhaust(&s.envoy, "sk-a");
-    let added = ctl(&s.store, &["overrides", "add", "--kind", "emergency", "--ttl", "10m", "--reason", "outage", "--json"]);
+    let added =
+        ctl(&s.store, &["overrides", "add", "--kind", "emergency", "--ttl", "10m", "--reason", "outage", "--json"]);
     let id = serde_json::from_str::<serde_json::Value>(&added).unwrap()["id"].as_str().unwrap().to_string();
     within_two_polls(&s.envoy, "sk-a", 200);
     assert_eq!(status(&s.envoy, "sk-b"), 200);
@@ -108,7 +123,10 @@ fn per_key_limits_set_through_the_api_take_effect_without_touching_envoy() {
 fn proxies_keep_the_last_good_copy_when_the_store_goes_away() {
     let mut s = setup();
     exhaust(&s.envoy, "sk-kept");
-    ctl(&s.store, &["overrides", "add", "--kind", "allow_key", "--target", "sk-kept", "--ttl", "10m", "--reason", "partner"]);
+    ctl(
+        &s.store,
+        &["overrides", "add", "--kind", "allow_key", "--target", "sk-kept", "--ttl", "10m", "--reason", "partner"],
+    );
     within_two_polls(&s.envoy, "sk-kept", 200);
     drop(std::mem::replace(&mut s.store, Store::start("redis://127.0.0.1:1", &[])));
     std::thread::sleep(3 * POLL);

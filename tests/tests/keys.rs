@@ -57,13 +57,12 @@ fn cookie_query_and_forwarded_for_keys() {
         Request::get(&envoy.url(path)).header("cookie", cookie).header("x-forwarded-for", xff)
     };
     let got = statuses(vec![
-            req("/?team=a", "session=1", "9.9.9.9, 1.1.1.1"),
-            req("/?team=a", "x=2; session=1", "8.8.8.8, 1.1.1.1"), // same cookie, team and rightmost hop
-            req("/?team=b", "session=1", "1.1.1.1"),
-            req("/?team=a", "session=2", "1.1.1.1"),
-            req("/?team=a", "session=1", "1.1.1.2"),
-        ],
-    );
+        req("/?team=a", "session=1", "9.9.9.9, 1.1.1.1"),
+        req("/?team=a", "x=2; session=1", "8.8.8.8, 1.1.1.1"), // same cookie, team and rightmost hop
+        req("/?team=b", "session=1", "1.1.1.1"),
+        req("/?team=a", "session=2", "1.1.1.1"),
+        req("/?team=a", "session=1", "1.1.1.2"),
+    ]);
     assert_eq!(got, vec![200, 429, 200, 200, 200]);
 }
 

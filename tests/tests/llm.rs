@@ -260,7 +260,11 @@ fn per_model_rules_match_the_body_model() {
     let envoy = Envoy::standalone(&config.to_string(), llm.port);
     let send = |model: &str| {
         let body = json!({"model": model, "max_tokens": 1, "messages": []});
-        Request::post(&envoy.url("/v1/chat/completions"), &body.to_string()).header("x-api-key", "sk-m").send().unwrap().status
+        Request::post(&envoy.url("/v1/chat/completions"), &body.to_string())
+            .header("x-api-key", "sk-m")
+            .send()
+            .unwrap()
+            .status
     };
     assert_eq!(send("gpt-4o"), 200);
     assert_eq!(send("gpt-4o"), 429);

@@ -15,7 +15,10 @@ fn main() {
     println!("Envoy listening on 127.0.0.1:{} (admin {})\n", envoy.port, envoy.admin_port);
     println!("Rule per-key-rpm: 5 requests/minute for the free tier, 8 for pro (token bucket).");
     println!("Rule per-key-tpm: 1,000 tokens/minute for free, 10,000 for pro, on /v1/chat/completions.\n");
-    println!("{:>3}  {:<12} {:<5} {:>6}  {:>9}  {:>11}  rule / note", "#", "key", "tier", "status", "remaining", "retry-after");
+    println!(
+        "{:>3}  {:<12} {:<5} {:>6}  {:>9}  {:>11}  rule / note",
+        "#", "key", "tier", "status", "remaining", "retry-after"
+    );
     let body = r#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"Say hello to the demo"}]}"#;
     let mut n = 0;
     let (mut ok, mut limited) = (0, 0);
