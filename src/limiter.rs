@@ -435,7 +435,7 @@ impl Limiter {
                 Some(Applied { rule: self.config.rules.get(a.rule)?, quota: a.quota, decision: a.decision })
             })
             .collect();
-        let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied);
+        let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied, denied_by);
         match denied_by.and_then(|i| applied.get(i)) {
             None => Reply::Continue { headers },
             Some(denier) => {

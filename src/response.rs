@@ -34,8 +34,13 @@ pub fn retry_after_secs(d: &Decision) -> Option<u64> {
     Some(d.retry_after_ns.div_ceil(NANOS_PER_SEC).max(1))
 }
 
-/// The headers for the applied rules, in the configured formats.
-pub fn rate_limit_headers(formats: &[HeaderFormat], applied: &[Applied]) -> Vec<(&'static str, String)> {
+/// The headers for the applied rules, in the configured formats. `denier`: the rule that
+/// denied the request (the one the single-rule formats describe), if any.
+pub fn rate_limit_headers(
+    formats: &[HeaderFormat],
+    applied: &[Applied],
+    denier: Option<usize>,
+) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if applied.is_empty() {
         return out;
@@ -55,7 +60,7 @@ pub fn rate_limit_headers(formats: &[HeaderFormat], applied: &[Applied]) -> Vec<
                 out.push(("ratelimit", state.join(", ")));
             }
             HeaderFormat::XRateLimit => {
-                if let Some(a) = most_restrictive(applied.iter()) {
+                if let Some(a) = denier.and_then(|i| applied.get(i)).or_else(|| most_restrictive(applied.iter())) {
                     out.push(("x-ratelimit-limit", a.limit().to_string()));
                     out.push(("x-ratelimit-remaining", a.decision.remaining.to_string()));
                     out.push(("x-ratelimit-reset", a.reset_secs().to_string()));
@@ -84,14 +89,15 @@ pub fn rate_limit_headers(formats: &[HeaderFormat], applied: &[Applied]) -> Vec<
     out
 }
 
-/// The rule with the fewest remaining units (the later reset on a tie).
+/// The rule with the smallest share of its limit left (rules count different units), the
+/// later reset on a tie.
 fn most_restrictive<'a, 'b>(applied: impl Iterator<Item = &'b Applied<'a>>) -> Option<&'b Applied<'a>>
 where
     'a: 'b,
 {
-    applied.min_by(|x, y| {
-        x.decision.remaining.cmp(&y.decision.remaining).then(y.decision.reset_after_ns.cmp(&x.decision.reset_after_ns))
-    })
+    // remaining_x / limit_x against remaining_y / limit_y, without division.
+    let left = |a: &Applied, other: &Applied| a.decision.remaining as u128 * other.limit().max(1) as u128;
+    applied.min_by(|x, y| left(x, y).cmp(&left(y, x)).then(y.decision.reset_after_ns.cmp(&x.decision.reset_after_ns)))
 }
 
 /// OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`, `250ms`.

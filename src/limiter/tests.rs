@@ -214,3 +214,37 @@ fn static_allow_lists_skip_every_rule() {
     assert_eq!(from("10.8.1.1:5"), 200);
     assert_eq!(from("10.8.1.1:5"), 429);
 }
+
+#[test]
+fn x_ratelimit_describes_the_rule_with_the_smallest_share_left_or_the_denier() {
+    let f = fixture(json!({"rules": [
+        {"name": "rpm", "key": ["api_key"], "algorithm": "fixed_window", "limit": 8, "window": "1m"},
+        {"name": "big", "key": ["api_key"], "algorithm": "fixed_window", "limit": 10, "window": "1m"}
+    ]}));
+    let k = [("x-api-key", "k")];
+    // After one request: rpm 7/8 left, big 9/10 left: rpm has the smaller share.
+    let reply = f.eval("GET", "/", &k, "1.1.1.1:1").reply;
+    assert_eq!(header(&reply, "x-ratelimit-limit"), Some("8"));
+    let f = fixture(json!({"rules": [
+        {"name": "rpm", "key": ["api_key"], "algorithm": "fixed_window", "limit": 8, "window": "1m"},
+        {"name": "small", "key": ["api_key"], "algorithm": "fixed_window", "limit": 2, "window": "1m"}
+    ]}));
+    let reply = f.eval("GET", "/", &k, "1.1.1.1:1").reply;
+    assert_eq!(header(&reply, "x-ratelimit-limit"), Some("2"), "1/2 left is less than 7/8");
+    f.eval("GET", "/", &k, "1.1.1.1:1");
+    let denied = f.eval("GET", "/", &k, "1.1.1.1:1").reply;
+    assert_eq!(header(&denied, "x-ratelimit-limit"), Some("2"), "the denier");
+}
+
+#[test]
+fn x_ratelimit_compares_shares_across_units() {
+    let config: serde_json::Value = serde_json::from_str(include_str!("../../examples/demo.json")).unwrap();
+    let f = fixture(config);
+    let body = json!({"model": "gpt-4o", "max_tokens": 4000, "messages": []});
+    let hs = headers(&[("authorization", "Bearer sk-demo-pro-2")]);
+    let req = Request { method: "POST", path: "/v1/chat/completions", headers: &hs, peer: None, body: Some(&body) };
+    let e = f.limiter.evaluate(&f.store, &req, T0, true, &Overrides::default());
+    // 7 of 8 requests left, 6000 of 10000 tokens left: the tokens rule is the tighter.
+    assert_eq!(header(&e.reply, "x-ratelimit-remaining"), Some("6000"));
+    assert_eq!(header(&e.reply, "x-ratelimit-limit"), Some("10000"));
+}

@@ -19,11 +19,15 @@ fn main() {
         "{:>3}  {:<12} {:<5} {:>6}  {:>9}  {:>11}  rule / note",
         "#", "key", "tier", "status", "remaining", "retry-after"
     );
-    let body = r#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"Say hello to the demo"}]}"#;
+    let small = r#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"Say hello to the demo"}]}"#;
+    let large = r#"{"model":"gpt-4o","max_tokens":4000,"messages":[{"role":"user","content":"Write a long story"}]}"#;
+    // Two keys hit their requests-per-minute limits; a third pro key spends its tokens.
+    let script =
+        [("sk-demo-free", "free", small, 10), ("sk-demo-pro", "pro", small, 10), ("sk-demo-pro-2", "pro", large, 3)];
     let mut n = 0;
     let (mut ok, mut limited) = (0, 0);
-    for (key, tier) in [("sk-demo-free", "free"), ("sk-demo-pro", "pro")] {
-        for _ in 0..10 {
+    for (key, tier, body, count) in script {
+        for _ in 0..count {
             n += 1;
             let r = Request::post(&envoy.url("/v1/chat/completions"), body)
                 .header("authorization", &format!("Bearer {key}"))
@@ -31,18 +35,20 @@ fn main() {
                 .expect("request through Envoy");
             let note = if r.status == 200 {
                 ok += 1;
-                format!("usage {}", r.header("x-mock-usage").unwrap_or("-"))
+                let tokens = r.header("x-ratelimit-remaining-tokens").unwrap_or("-");
+                format!("usage {} (prompt,completion); tokens left {tokens}", r.header("x-mock-usage").unwrap_or("-"))
             } else {
                 limited += 1;
                 let v = r.json();
                 format!(
-                    "{} ({})",
+                    "{} [{}]: {}",
                     v["error"]["rule"].as_str().unwrap_or("?"),
+                    v["error"]["type"].as_str().unwrap_or("?"),
                     v["error"]["message"].as_str().unwrap_or("")
                 )
             };
             println!(
-                "{:>3}  {:<12} {:<5} {:>6}  {:>9}  {:>11}  {}",
+                "{:>3}  {:<13} {:<5} {:>6}  {:>9}  {:>11}  {}",
                 n,
                 key,
                 tier,
@@ -51,6 +57,8 @@ fn main() {
                 r.header("retry-after").unwrap_or("-"),
                 note
             );
+            // Tokens are settled when the response ends.
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
     println!("\n{ok} allowed, {limited} limited. Envoy's metrics (/stats/prometheus):");
