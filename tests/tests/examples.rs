@@ -391,3 +391,21 @@ fn every_example_is_covered_by_a_test_here() {
     }
     assert!(examples.len() >= 6, "{examples:?}");
 }
+
+/// Tutorials 2 and 3 (docs/tutorials.md; their steps run in tests/tests/tutorials.rs).
+#[test]
+fn tutorial_examples_load_and_limit() {
+    let llm = MockLlm::start();
+    let gateway = Envoy::standalone(&read("examples/openai-gateway.json"), llm.port);
+    let r = Request::get(&gateway.url("/v1/models")).header("authorization", "Bearer sk-free-1").send().unwrap();
+    assert_eq!((r.status, r.header("x-ratelimit-limit-requests")), (200, Some("10")));
+    let redis = tollgate_e2e::redis::Redis::start();
+    let store = tollgate_e2e::store::Store::start(&redis.url(), &[]);
+    let config = read("examples/fleet-global.json").replace("dev-proxy-token", tollgate_e2e::store::PROXY_TOKEN);
+    let mut opts = tollgate_e2e::EnvoyOptions::standalone(&config, llm.port);
+    opts.template = tollgate_e2e::repo_root().join("envoy/with-store.yaml");
+    opts.vars.push(("STORE_PORT".into(), store.port.to_string()));
+    let fleet = Envoy::start(opts);
+    let r = Request::get(&fleet.url("/v1/models")).header("x-api-key", "sk-team-a").send().unwrap();
+    assert_eq!((r.status, r.header("x-ratelimit-limit")), (200, Some("20")));
+}
