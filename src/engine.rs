@@ -134,7 +134,8 @@ impl Engine {
         let mut plans: Vec<Plan> = checks.iter().map(|c| self.plan(store, c, now)).collect();
         let denied_by = checks.iter().zip(&plans).position(|(c, p)| !c.shadow && !p.decision.allowed);
         if denied_by.is_some() {
-            let verdicts = plans.iter().map(|p| p.verdict(false)).collect();
+            let verdicts: Vec<Verdict> = plans.iter().map(|p| p.verdict(false)).collect();
+            stats.overflows = count_overflows(&verdicts);
             return Outcome { verdicts, denied_by, stats };
         }
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(checks.len());
@@ -158,6 +159,7 @@ impl Engine {
                         p.verdict(false)
                     });
                     verdicts.extend(rest);
+                    stats.overflows = count_overflows(&verdicts);
                     return Outcome { verdicts, denied_by: Some(i), stats };
                 }
                 if check.cost == 0 {
@@ -166,7 +168,6 @@ impl Engine {
                 match store.set(self.place_name(plan.place), &plan.bytes, plan.cas) {
                     Ok(()) => {
                         stats.evictions += plan.evicts as u32;
-                        stats.overflows += matches!(plan.place, Place::Overflow(_)) as u32;
                         break plan.verdict(true);
                     }
                     Err(StoreError::CasMismatch) if tries < MAX_CAS_RETRIES => {
@@ -187,6 +188,7 @@ impl Engine {
             };
             verdicts.push(verdict);
         }
+        stats.overflows = count_overflows(&verdicts);
         Outcome { verdicts, denied_by: None, stats }
     }
 
@@ -310,6 +312,11 @@ fn decide(check: &Check, state: State, now: Nanos) -> (Decision, State, u64) {
     let charged = check.algorithm.adjust(state, now, clamp_i64(check.cost), &check.quota);
     let (peek, _) = check.algorithm.check(charged, now, 0, &check.quota);
     (Decision { allowed: true, remaining: 0, reset_after_ns: peek.reset_after_ns, retry_after_ns: 0 }, charged, wait)
+}
+
+/// Decisions taken on a rule's shared overflow counter (the key's set was full), allowed or not.
+fn count_overflows(verdicts: &[Verdict]) -> u32 {
+    verdicts.iter().filter(|v| matches!(v.place, Place::Overflow(_))).count() as u32
 }
 
 /// When the counter will be back to its fresh state (so its record may be reused).
