@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench` (after `make build` and `cargo build --release -p tollgate-e2e --bins`):
+# `make bench` (after `make build` and `cargo build --release -p tollgate-e2e --bins`; builds the
+# release tollgate-store itself):
 # Tollgate vs Envoy alone vs Envoy's native local_ratelimit, side by side; writes
 # docs/benchmarks.md. The runner is tests/src/bin/bench.rs; settings are BENCH_* variables
 # (see its header), e.g. `BENCH_DURATION=2 BENCH_ROUNDS=1 BENCH_DOC=- make bench` for a quick look.
@@ -24,6 +25,14 @@ for bin in bench mock-llm; do
     exit 1
   fi
 done
+if ! command -v redis-server >/dev/null; then
+  echo "bench: redis-server is not installed (the global cases need it): run \`make setup\`" >&2
+  exit 1
+fi
+# The global cases start target/release/tollgate-store (found next to target/release/bench),
+# which `cargo build --release -p tollgate-e2e --bins` does not build: build it here, so the
+# bench never runs a stale store (the harness also refuses one older than its sources).
+cargo build --release -q -p tollgate-store --bin tollgate-store
 if ! command -v taskset >/dev/null; then
   echo "bench: taskset not found (util-linux): Envoy and wrk will share CPUs, figures will be noisier" >&2
 fi

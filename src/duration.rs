@@ -63,6 +63,9 @@ impl std::fmt::Display for Duration {
                 return write!(f, "{}{}", self.0 / size, unit);
             }
         }
+        if self.0 == 0 {
+            return write!(f, "0s");
+        }
         write!(f, "{}ns", self.0)
     }
 }

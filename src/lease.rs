@@ -19,7 +19,8 @@ use crate::hash::KeyHash;
 use crate::shared_store::SharedStore;
 
 /// One lease, as kept in a slot-table record: `State([units_left, expires_at, meta])`, where
-/// `meta` holds the size of the last grant (low 48 bits) and the "renew soon" flag (bit 63).
+/// `meta` holds the level right after the last grant (low 48 bits) and the "renew soon" flag
+/// (bit 63).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lease {
     pub units: u64,
@@ -53,11 +54,13 @@ impl Lease {
         Some(Lease { units, renew, ..*self })
     }
 
-    /// Add `granted` units valid until `expires_at`.
+    /// Add `granted` units valid until `expires_at`. `last_grant` becomes the level right
+    /// after the grant, so `last_grant - units` is what was spent since.
     pub fn grant(&self, granted: u64, expires_at: Nanos, now: Nanos) -> Lease {
         // Units of an expired lease are being returned by the flusher: do not reuse them.
         let kept = if now < self.expires_at { self.units } else { 0 };
-        Lease { units: kept.saturating_add(granted), expires_at, last_grant: granted.max(1), renew: false }
+        let units = kept.saturating_add(granted);
+        Lease { units, expires_at, last_grant: units.max(1), renew: false }
     }
 
     /// Take back everything left (to return it to the store).
@@ -288,6 +291,16 @@ mod tests {
         assert_eq!(l.spend(1, 100), None, "expired");
         let (back, drained) = l.drain();
         assert_eq!((back, drained.units), (4, 0));
+    }
+
+    #[test]
+    fn use_after_a_renewal_is_seen_so_busy_leases_keep_being_renewed() {
+        let l = Lease::default().grant(10, 100, 0).spend(2, 1).unwrap();
+        let renewed = l.grant(5, 200, 2);
+        assert_eq!((renewed.units, renewed.last_grant), (13, 13));
+        let spent = renewed.spend(1, 3).unwrap();
+        assert_eq!(spent.last_grant - spent.units, 1, "spent since the renewal");
+        assert!(renewed.spend(7, 3).unwrap().renew, "less than half of what it held is left");
     }
 
     #[test]

@@ -190,12 +190,12 @@ impl Limiter {
     }
 
     /// The counter key of `rule` for `req`, or None when a key source is missing.
-    fn key_of(&self, rule: &Rule, req: &Request) -> Option<KeyHash> {
+    fn key_of(&self, rule: &Rule, req: &Request, quota: &Quota) -> Option<KeyHash> {
         let parts: Option<Vec<KeyPart>> =
             rule.key.iter().map(|src| src.extract(req, &self.config.api_key, self.config.trusted_hops)).collect();
         let parts = parts?;
         let bytes: Vec<&[u8]> = parts.iter().map(KeyPart::as_bytes).collect();
-        Some(hash_key(rule, &bytes))
+        Some(hash_key(rule, quota, &bytes))
     }
 
     /// Decide one request: every matching rule applies; the request is denied if any
@@ -245,10 +245,10 @@ impl Limiter {
                 }
                 TierLimit::Limited(q) => q,
             };
-            let key = match self.key_of(rule, req) {
+            let key = match self.key_of(rule, req, &quota) {
                 Some(k) => k,
                 None => match rule.missing_key {
-                    MissingKey::Shared => hash_key(rule, &[MISSING]),
+                    MissingKey::Shared => hash_key(rule, &quota, &[MISSING]),
                     MissingKey::Skip => continue,
                     MissingKey::Deny => {
                         return self.refusal(
@@ -551,10 +551,18 @@ pub fn settlement(unit: Unit, reserved: u64, price: (u64, u64), usage: Option<&U
 
 /// A counter's key hash: per rule for local counters; fleet-wide for global ones (the store
 /// keeps rules apart by name, and the admin API finds a key's counters from the key).
-fn hash_key(rule: &Rule, parts: &[&[u8]]) -> KeyHash {
+/// Local counters are also kept apart by quota: a counter's state is only meaningful under the
+/// quota it was charged with (GCRA scales time by the limit, windows are numbered by their
+/// length), so a key whose tier, grant or per-key limit changes, or a rule whose limit a reload
+/// changes, starts a fresh counter instead of misreading the old one.
+fn hash_key(rule: &Rule, quota: &Quota, parts: &[&[u8]]) -> KeyHash {
     match rule.scope {
         Scope::Global => KeyHash::fleet(parts),
-        Scope::Local => KeyHash::of(rule.hash_seed, parts),
+        Scope::Local => {
+            let q = [quota.limit.to_le_bytes(), quota.window_ns.to_le_bytes(), quota.burst.to_le_bytes()];
+            let seed = crate::hash::hash_parts(rule.hash_seed, &[&q[0], &q[1], &q[2]]);
+            KeyHash::of(seed, parts)
+        }
     }
 }
 

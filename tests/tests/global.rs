@@ -148,7 +148,8 @@ fn batched_sync_in_steady_state_waits_for_no_callout() {
     let redis = Redis::start();
     let f = fleet(&redis.url(), &plugin_config("batched", "closed", 100_000));
     let envoy = &f.envoys[0];
-    let n = 300;
+    // About 3 s: leases last 5 x 100 ms, so they must be renewed several times.
+    let n = 1000;
     for i in 0..n {
         let (status, _) = send(envoy, "sk-steady");
         assert_eq!(status, 200, "request {i}");

@@ -6,8 +6,10 @@
 //! `bench/wrk/`) drives them in rounds, round-robin over the cases so that drift hits every case
 //! alike, and the medians are quoted. With 2+ cores, Envoy is pinned to CPU 0 and wrk (and the
 //! mock LLM) to CPU 1. The global cases also start one Redis and one tollgate-store per case
-//! (on loopback, pinned with wrk). Then one flood of 1,000,000 distinct API keys checks that
-//! memory stays within the slot table's bound and that a limited key stays limited.
+//! (on loopback, pinned with wrk); after each round, "realistic" and "global strict" run again
+//! at one connection, for their latency without queueing. Then one flood of 1,000,000 distinct
+//! API keys checks that memory stays within the slot table's bound and that a limited key stays
+//! limited.
 //!
 //! Settings (environment): BENCH_DURATION (seconds per run, 3), BENCH_ROUNDS (5),
 //! BENCH_CONNECTIONS (32), BENCH_FLOOD_KEYS (1000000), BENCH_FLOOD_MAX_SECS (240),
@@ -99,6 +101,11 @@ const LLM_SSE_NO_FILTER: &str = "LLM SSE 50 chunks: no filter";
 
 /// A limit no benchmark reaches: the rules are checked and charged, never deny.
 const HUGE: u64 = 1_000_000_000_000;
+
+/// The cases also run at one connection, for their latency without queueing in Envoy.
+const LIGHT: [&str; 2] = [REALISTIC, GLOBAL_STRICT];
+/// Seconds per light run (or BENCH_DURATION if shorter).
+const LIGHT_SECS: u64 = 2;
 
 fn direct(name: &'static str, template: &'static str, plugin_config: Option<Value>, script: &'static str) -> Slot {
     Slot::Ready(Case {
@@ -233,6 +240,7 @@ fn llm_sse_tollgate() -> Slot {
 // ---------------------------------------------------------------------------------------------
 // Settings, machine, pinning
 
+#[derive(Clone)]
 struct Settings {
     duration_s: u64,
     rounds: usize,
@@ -965,6 +973,9 @@ fn main() {
     for (case, proxy, _, _) in &running {
         wrk(&settings, proxy, case.script, 1, &[], None);
     }
+    let light_settings = Settings { connections: 1, ..settings.clone() };
+    let mut light: Vec<(&'static str, Vec<Run>)> =
+        LIGHT.iter().filter(|n| running.iter().any(|(c, ..)| c.name == **n)).map(|n| (*n, Vec::new())).collect();
     for round in 1..=settings.rounds {
         for (case, proxy, store, runs) in running.iter_mut() {
             let before = store.as_ref().map(|s| GlobalCounts::read(s, &proxy.envoy));
@@ -999,7 +1010,26 @@ fn main() {
             );
             runs.push(run);
         }
+        for (name, runs) in light.iter_mut() {
+            let Some((case, proxy, _, _)) = running.iter().find(|(c, ..)| c.name == *name) else { continue };
+            let run = wrk(&light_settings, proxy, case.script, settings.duration_s.min(LIGHT_SECS), &[], None);
+            println!(
+                "round {round}/{}  {:<46} {:>8} req/s  p50 {:>9}  p99 {:>9}{}",
+                settings.rounds,
+                format!("{name}, 1 connection"),
+                fmt_int(run.rps()),
+                fmt_us(run.p50_us as f64),
+                fmt_us(run.p99_us as f64),
+                if run.non2xx + run.socket_errors > 0 {
+                    format!("  ({} non-2xx, {} socket errors)", run.non2xx, run.socket_errors)
+                } else {
+                    String::new()
+                }
+            );
+            runs.push(run);
+        }
     }
+    let light: Vec<Row> = light.into_iter().map(|(name, runs)| Row::of(name, &runs)).collect();
     // Stop every Envoy (and the mock LLM, the stores and Redis) before the flood.
     let mut rows: Vec<(Row, Case)> = Vec::new();
     for (case, proxy, store, runs) in running {
@@ -1084,11 +1114,29 @@ fn main() {
          (`sync: batched` or `strict`), through envoy/bench-tollgate-store.yaml: one tollgate-store per case, \
          one Redis for both, on loopback and pinned with wrk (`store.timeout` 100ms, `failure_mode: closed`, \
          so that a failed store call is a 503 rather than a local stand-in). \"vs realistic\" is by Envoy \
-         CPU per request (by requests/s in parentheses), round by round then the median; so is \
-         \"p99 − realistic's\". The store figures add up the measured rounds: calls are `/v1/check` \
-         (strict) and `/v1/lease` (batched) answered 200, from the store's `/metrics`; waits and \
-         failure_mode are Envoy's `tollgate_store_waited` and `tollgate_failure_mode_used`.\n",
+         CPU per request (by requests/s in parentheses). It and \"p99 − realistic's\" are taken round by \
+         round, then the median. At 32 connections Envoy's core is saturated, so latency there is mostly \
+         queueing and grows with the CPU each request costs. The store figures add up the measured rounds: \
+         calls are `/v1/check` (strict) and `/v1/lease` (batched) answered 200, from the store's `/metrics`; \
+         waits and failure_mode are Envoy's `tollgate_store_waited` and `tollgate_failure_mode_used`.\n",
     );
+    if let (Some(b), Some(s)) =
+        (light.iter().find(|r| r.name == REALISTIC), light.iter().find(|r| r.name == GLOBAL_STRICT))
+    {
+        global_table.push_str(&format!(
+            "\nWithout queueing (`wrk -t1 -c1`, {} s per round, the same Envoys, after each round): realistic \
+             p50 {} p99 {} ({} req/s); global strict p50 {} p99 {} ({} req/s): the store round trip adds {:+.2} ms \
+             at p99 (round by round, median). This is context, not the target.\n",
+            settings.duration_s.min(LIGHT_SECS),
+            fmt_us(b.p50),
+            fmt_us(b.p99),
+            fmt_int(b.rps),
+            fmt_us(s.p50),
+            fmt_us(s.p99),
+            fmt_int(s.rps),
+            s.p99_over(b) / 1000.0
+        ));
+    }
 
     let flood = flood(&settings);
 
@@ -1142,18 +1190,23 @@ fn main() {
             pass: flood.after_rss > 0 && flood.after_rss <= flood.bound,
         },
     ];
-    let dirty: Vec<String> = rows
-        .iter()
-        .filter(|(r, _)| r.non2xx + r.socket_errors + r.global.failed + r.global.fallbacks > 0)
-        .map(|(r, c)| {
-            let store = if c.store {
-                format!(", {} failed store calls, {} failure_mode", r.global.failed, r.global.fallbacks)
-            } else {
-                String::new()
-            };
-            format!("{}: {} non-2xx, {} socket errors{store}", r.name, r.non2xx, r.socket_errors)
-        })
-        .collect();
+    let dirty: Vec<String> =
+        rows.iter()
+            .filter(|(r, _)| r.non2xx + r.socket_errors + r.global.failed + r.global.fallbacks > 0)
+            .map(|(r, c)| {
+                let store = if c.store {
+                    format!(", {} failed store calls, {} failure_mode", r.global.failed, r.global.fallbacks)
+                } else {
+                    String::new()
+                };
+                format!("{}: {} non-2xx, {} socket errors{store}", r.name, r.non2xx, r.socket_errors)
+            })
+            .chain(
+                light.iter().filter(|r| r.non2xx + r.socket_errors > 0).map(|r| {
+                    format!("{}, 1 connection: {} non-2xx, {} socket errors", r.name, r.non2xx, r.socket_errors)
+                }),
+            )
+            .collect();
     let checks = vec![
         Target {
             what: "check: no request denied or failed in the throughput cases".into(),

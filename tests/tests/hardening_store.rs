@@ -1,0 +1,308 @@
+//! Hardening, tollgate-store: schemathesis against the running store's own `/openapi.json`
+//! (no 5xx, no response that breaks the schema, auth enforced), Redis made slow
+//! (`DEBUG SLEEP`) and killed under concurrent traffic (503 within the Redis timeout, nothing
+//! hangs, recovery), and secrets: no raw API key in Redis, no raw key or token in Envoy's log
+//! or the store's stderr.
+//!
+//! schemathesis comes from PyPI into the repo's `.venv` (installed on first use; a failed
+//! install fails the test with the pip command, never a silent skip).
+
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tollgate_e2e::http::{Request, Response};
+use tollgate_e2e::redis::Redis;
+use tollgate_e2e::store::{Store, ADMIN_TOKEN, PROXY_TOKEN};
+use tollgate_e2e::{repo_root, Envoy, EnvoyOptions, MockLlm, TempDir};
+
+/// `.venv/bin/st`, installing schemathesis into `.venv` when it is missing.
+fn schemathesis() -> PathBuf {
+    static ST: OnceLock<PathBuf> = OnceLock::new();
+    ST.get_or_init(|| {
+        let venv = repo_root().join(".venv");
+        let st = venv.join("bin/st");
+        if st.exists() {
+            return st;
+        }
+        let python = venv.join("bin/python");
+        assert!(python.exists(), "{} not found: run `make setup` (it creates .venv)", python.display());
+        let out = Command::new(&python).args(["-m", "pip", "install", "-q", "schemathesis"]).output().unwrap();
+        assert!(
+            out.status.success() && st.exists(),
+            "schemathesis could not be installed; run `.venv/bin/python -m pip install schemathesis`:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        st
+    })
+    .clone()
+}
+
+/// The served document's paths whose operations take the proxy token (`proxyToken`), as a
+/// path regex, and how many operations that is; every other operation takes the admin token
+/// (or none).
+fn proxy_ops(store: &Store) -> (String, usize) {
+    let doc = store.get("/openapi.json").json();
+    let mut paths = Vec::new();
+    let mut ops = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let proxy = item
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, op)| {
+                op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("proxyToken").is_some()))
+            })
+            .count();
+        if proxy > 0 {
+            paths.push(path.clone());
+            ops += proxy;
+        }
+    }
+    assert!(ops >= 3, "the proxy API (/v1/check, /v1/lease, /v1/adjust) is missing from /openapi.json");
+    (format!("^({})$", paths.join("|")), ops)
+}
+
+/// Run `st run` against the store's served schema: (success, output).
+fn st_run(store: &Store, token: &str, filter: &[&str], checks: &[&str]) -> (bool, String) {
+    let scratch = TempDir::new("schemathesis");
+    let out = Command::new(schemathesis())
+        .current_dir(&scratch.0)
+        .arg("run")
+        .arg(store.url("/openapi.json"))
+        .args(checks)
+        .args(["--max-examples", "10", "--workers", "1", "--request-timeout", "5", "--max-time", "8"])
+        .args(["--seed", "20261122", "--no-color"])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(filter)
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // Keep a failure message readable: schemathesis can print whole tracebacks.
+    let tail: String =
+        text.lines().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    (out.status.success(), tail)
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_response_schema_violation() {
+    let redis = Redis::start();
+    let store = Store::start(&redis.url(), &[]);
+    // Every check of schemathesis, except the two about what the schema lets in
+    // (negative_data_rejection, positive_data_acceptance), which the ignored test below runs.
+    let checks = ["--checks", "all", "--exclude-checks", "negative_data_rejection,positive_data_acceptance"];
+    let (proxy, n) = proxy_ops(&store);
+    let (ok, out) = st_run(&store, PROXY_TOKEN, &["--include-path-regex", &proxy], &checks);
+    assert!(ok, "schemathesis on the proxy API:\n{out}");
+    assert!(out.contains(&format!("Tested: {n}")), "the {n} proxy operations were tested:\n{out}");
+    let (ok, out) = st_run(&store, ADMIN_TOKEN, &["--exclude-path-regex", &proxy], &checks);
+    assert!(ok, "schemathesis on the rest of the API (admin token):\n{out}");
+    let stderr = store.stderr();
+    assert!(!stderr.contains("panicked"), "the store panicked:\n{stderr}");
+    assert!(!stderr.contains(PROXY_TOKEN) && !stderr.contains(ADMIN_TOKEN), "a token in the store's stderr:\n{stderr}");
+}
+
+/// Found by schemathesis (`--checks negative_data_rejection,positive_data_acceptance`) on
+/// `/v1/check`, `/v1/lease` and `/v1/adjust`:
+/// - ST202, a schema-valid request rejected: `window_ms` has no `maximum` in store/openapi.json,
+///   but the store answers 400 `checks[0].window_ms: is too large` (e.g. 13927250680041388);
+/// - ST201, a schema-violating request accepted: `X-Tollgate-Now-Ns` above the schema's
+///   `maximum` (9223372036854775808) gets 200 (without `--test-clock` the store ignores the
+///   header, so the schema should say so or drop the bound).
+///
+/// Fix: give `window_ms` (and the other bounded numbers) the store's real limits in the schema.
+#[test]
+#[ignore = "bug: store/openapi.json disagrees with the store on window_ms bounds and X-Tollgate-Now-Ns (schemathesis ST201/ST202)"]
+fn schemathesis_the_schema_lets_in_exactly_what_the_store_accepts() {
+    let redis = Redis::start();
+    let store = Store::start(&redis.url(), &[]);
+    let checks = ["--checks", "negative_data_rejection,positive_data_acceptance"];
+    let (proxy, _) = proxy_ops(&store);
+    let (ok, out) = st_run(&store, PROXY_TOKEN, &["--include-path-regex", &proxy], &checks);
+    assert!(ok, "{out}");
+}
+
+/// The served `/openapi.json` describes the admin API too (it did not when these tests were
+/// written; fixed by 99bfbac), so the schemathesis run above tests it with the admin token.
+#[test]
+fn the_served_openapi_document_describes_the_admin_api() {
+    let redis = Redis::start();
+    let store = Store::start(&redis.url(), &[]);
+    let doc = store.get("/openapi.json").json();
+    for path in ["/v1/stats", "/v1/overrides", "/v1/audit", "/v1/keys/{key}/status"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from /openapi.json");
+    }
+}
+
+fn check_body(key_hash: &str) -> serde_json::Value {
+    json!({"checks": [{"rule": "r", "key": key_hash, "algorithm": "gcra", "limit": 100, "window_ms": 60000, "cost": 1}]})
+}
+
+/// Send `n` requests at once (proxy and admin): every one answered within `within`, with one
+/// of `allowed` statuses. Returns the statuses.
+fn burst(store: &Store, n: usize, within: Duration, allowed: &[u16]) -> Vec<u16> {
+    let results: Vec<(u16, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                s.spawn(move || {
+                    let t = Instant::now();
+                    let r: std::io::Result<Response> = if i % 4 == 3 {
+                        Request::get(&store.url("/v1/stats"))
+                            .header("authorization", &format!("Bearer {ADMIN_TOKEN}"))
+                            .send()
+                    } else {
+                        Request::post(&store.url("/v1/check"), &check_body(&format!("{:016x}", i % 5)).to_string())
+                            .header("authorization", &format!("Bearer {PROXY_TOKEN}"))
+                            .send()
+                    };
+                    (r.map(|r| r.status).unwrap_or(0), t.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (status, took) in &results {
+        assert!(allowed.contains(status), "status {status} not in {allowed:?}: {results:?}");
+        assert!(*took < within, "a request took {took:?} (limit {within:?}): {results:?}");
+    }
+    results.into_iter().map(|(s, _)| s).collect()
+}
+
+#[test]
+fn slow_and_killed_redis_answers_503_quickly_and_nothing_hangs() {
+    // DEBUG is off by default since Redis 7: this server allows it (DEBUG SLEEP makes it slow).
+    let mut redis = Redis::start_with(TempDir::new("redis-debug"), vec!["--enable-debug-command".into(), "yes".into()]);
+    let store = Store::start(&redis.url(), &["--redis-timeout-ms", "200"]);
+    assert!(burst(&store, 12, Duration::from_secs(2), &[200]).iter().all(|s| *s == 200));
+    // Redis busy for 2 s (DEBUG SLEEP blocks it): every request gets its answer (503) within
+    // the 200 ms Redis timeout plus scheduling slack, not after 2 s.
+    let port = redis.port;
+    let sleeper = std::thread::spawn(move || tollgate_e2e::redis::command(port, &["DEBUG", "SLEEP", "2"]));
+    std::thread::sleep(Duration::from_millis(100));
+    let statuses = burst(&store, 16, Duration::from_millis(1200), &[503]);
+    assert_eq!(statuses.len(), 16);
+    let slept = sleeper.join().unwrap().unwrap();
+    assert_eq!(slept, tollgate_e2e::redis::Resp::Simple("OK".into()), "DEBUG SLEEP refused");
+    // Back to normal without a restart of the store.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while burst(&store, 4, Duration::from_secs(2), &[200, 503]).iter().any(|s| *s != 200) {
+        assert!(Instant::now() < deadline, "the store did not recover after DEBUG SLEEP");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Redis killed while requests are in flight, then a burst against a dead Redis.
+    std::thread::scope(|s| {
+        s.spawn(|| burst(&store, 16, Duration::from_millis(1500), &[200, 503]));
+        std::thread::sleep(Duration::from_millis(5));
+        redis.stop();
+    });
+    let statuses = burst(&store, 16, Duration::from_millis(1200), &[503]);
+    assert_eq!(statuses.len(), 16);
+    let t = Instant::now();
+    assert_eq!(store.get("/healthz").status, 503);
+    assert!(t.elapsed() < Duration::from_millis(1200));
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while burst(&store, 4, Duration::from_secs(2), &[200, 503]).iter().any(|s| *s != 200) {
+        assert!(Instant::now() < deadline, "the store did not recover after Redis restarted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!store.stderr().contains("panicked"), "{}", store.stderr());
+}
+
+#[test]
+fn no_raw_key_or_token_in_redis_or_the_logs() {
+    let redis = Redis::start();
+    let store = Store::start(&redis.url(), &[]);
+    let llm = MockLlm::start();
+    let config = json!({
+        "store": {"cluster": "tollgate_store", "authority": "tollgate-store", "token": PROXY_TOKEN,
+                  "timeout": "250ms", "failure_mode": "closed", "poll_interval": "100ms"},
+        "debug": true,
+        "rules": [
+            {"name": "strict", "key": ["api_key"], "scope": "global", "sync": "strict", "algorithm": "gcra", "limit": 3, "window": "1h"},
+            {"name": "batched", "key": ["header:x-user"], "scope": "global", "algorithm": "fixed_window", "limit": 50, "window": "1h"},
+            {"name": "local", "key": ["api_key", "ip"], "algorithm": "token_bucket", "limit": 100, "window": "1m"}]});
+    let mut opts = EnvoyOptions::standalone(&config.to_string(), llm.port);
+    opts.template = repo_root().join("envoy/with-store.yaml");
+    opts.vars.push(("STORE_PORT".into(), store.port.to_string()));
+    let envoy = Envoy::start(opts);
+    let secret_keys = ["sk-secret-alpha-7f3a9c", "sk-secret-bravo-51be02"];
+    let secret_user = "user-secret-charlie-88d1";
+    let mut statuses = Vec::new();
+    for key in secret_keys {
+        for _ in 0..4 {
+            let r = Request::get(&envoy.url("/v1/x?api_key=sk-secret-query-0e9d"))
+                .header("authorization", &format!("Bearer {key}"))
+                .header("x-user", secret_user)
+                .send()
+                .unwrap();
+            statuses.push(r.status);
+        }
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429, 200, 200, 200, 429], "the global rule counted");
+    // The admin plane hashes keys on arrival: per-key limits and an allow override.
+    let admin = |method: &str, path: &str, body: serde_json::Value| {
+        let mut r = Request::post(&store.url(path), &body.to_string())
+            .header("authorization", &format!("Bearer {ADMIN_TOKEN}"));
+        r.method = method.into();
+        r.send().unwrap()
+    };
+    let admin_key = "sk-secret-delta-c41d77";
+    let r = admin(
+        "PUT",
+        &format!("/v1/keys/{admin_key}/limits"),
+        json!({"tier": "pro", "admin": "alice", "reason": "test"}),
+    );
+    assert!(r.status < 300, "PUT limits: {} {}", r.status, r.text());
+    let r = admin(
+        "POST",
+        "/v1/overrides",
+        json!({"kind": "allow_key", "target": secret_keys[1], "ttl": "10m", "admin": "alice", "reason": "t"}),
+    );
+    assert!(r.status < 300, "POST overrides: {} {}", r.status, r.text());
+    std::thread::sleep(Duration::from_millis(500));
+    let r = Request::get(&envoy.url("/v1/x")).header("x-api-key", secret_keys[1]).send().unwrap();
+    assert_eq!(r.status, 200, "the allow override reached the proxy (so the key went through the whole path)");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let raw: Vec<&str> = secret_keys.iter().copied().chain([secret_user, admin_key, "sk-secret-query-0e9d"]).collect();
+    // Redis: keys and values.
+    let keys = redis.keys();
+    assert!(!keys.is_empty(), "the store wrote nothing to Redis");
+    let mut dump = String::new();
+    for k in &keys {
+        dump.push_str(k);
+        dump.push('\n');
+        let kind = redis.cmd(&["TYPE", k]).as_text().unwrap_or_default();
+        let value = match kind.as_str() {
+            "string" => redis.cmd(&["GET", k]).as_text().unwrap_or_default(),
+            "hash" => format!("{:?}", redis.cmd(&["HGETALL", k])),
+            "list" => format!("{:?}", redis.cmd(&["LRANGE", k, "0", "-1"])),
+            "zset" => format!("{:?}", redis.cmd(&["ZRANGE", k, "0", "-1", "WITHSCORES"])),
+            "set" => format!("{:?}", redis.cmd(&["SMEMBERS", k])),
+            "stream" => format!("{:?}", redis.cmd(&["XRANGE", k, "-", "+"])),
+            other => format!("<{other}>"),
+        };
+        dump.push_str(&value);
+        dump.push('\n');
+    }
+    for secret in &raw {
+        assert!(!dump.contains(secret), "raw key {secret:?} found in Redis:\n{dump}");
+    }
+    // Logs: Envoy (with debug on) and the store.
+    let logs = [("Envoy log", envoy.log()), ("store stderr", store.stderr())];
+    for (what, text) in &logs {
+        for secret in raw.iter().chain([&PROXY_TOKEN, &ADMIN_TOKEN]) {
+            assert!(!text.contains(secret), "{secret:?} found in the {what}:\n{text}");
+        }
+    }
+    assert!(!envoy.log().to_lowercase().contains("panic"), "{}", envoy.log());
+    assert!(!store.stderr().contains("panicked"), "{}", store.stderr());
+    // Metrics too.
+    let metrics = format!("{}{}", envoy.prometheus(), store.get("/metrics").text());
+    for secret in &raw {
+        assert!(!metrics.contains(secret), "raw key {secret:?} in metrics");
+    }
+}
