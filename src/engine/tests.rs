@@ -27,6 +27,7 @@ fn engine(capacity: u32) -> (Engine, MemoryStore) {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 has no threads (run natively)")]
 fn racing_threads_admit_exactly_the_capacity_for_every_algorithm() {
     for algorithm in Algorithm::ALL {
         let (e, s) = engine(1024);
@@ -65,6 +66,7 @@ fn a_denied_request_consumes_no_quota_in_any_rule() {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 has no threads (run natively)")]
 fn charges_lost_to_a_race_are_refunded() {
     // Rule a never denies; rule b admits 50. Whatever interleaving, a is charged exactly
     // once per admitted request.
