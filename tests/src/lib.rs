@@ -330,3 +330,22 @@ pub fn away_from_window_edge(window: Duration, needed: Duration) {
         std::thread::sleep(left + Duration::from_millis(20));
     }
 }
+
+/// `tollgatectl`, built from the current sources first (`cargo test` does not build another
+/// package's binaries, and a stale binary would check configs with an old parser).
+pub fn tollgatectl() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo =
+                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "tollgate-store", "--bin", "tollgatectl"]).current_dir(repo_root());
+            if std::env::current_exe().unwrap().components().any(|c| c.as_os_str() == "release") {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "cargo build -p tollgate-store --bin tollgatectl failed");
+            workspace_bin("tollgatectl")
+        })
+        .clone()
+}

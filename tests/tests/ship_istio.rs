@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tollgate_e2e::{envoy_bin, repo_root, wasm_path, workspace_bin, Envoy, EnvoyOptions, MockLlm, TempDir};
+use tollgate_e2e::{envoy_bin, repo_root, wasm_path, Envoy, EnvoyOptions, MockLlm, TempDir};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
@@ -119,22 +119,7 @@ fn store_service(docs: &[Doc]) -> (String, String, u16) {
     (format!("outbound|{port}||{host}"), host, port)
 }
 
-fn tollgatectl() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo =
-                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-q", "-p", "tollgate-store", "--bin", "tollgatectl"]).current_dir(repo_root());
-            if std::env::current_exe().unwrap().components().any(|c| c.as_os_str() == "release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "cargo build -p tollgate-store --bin tollgatectl failed");
-            workspace_bin("tollgatectl")
-        })
-        .clone()
-}
+use tollgate_e2e::tollgatectl;
 
 /// `tollgatectl validate` on a config: Ok(summary) or Err(error line).
 fn validate_with_filter(config: &Value) -> Result<String, String> {

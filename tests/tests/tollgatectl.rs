@@ -7,27 +7,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use tollgate_e2e::{repo_root, workspace_bin, Envoy, EnvoyOptions, MockLlm, TempDir};
+use tollgate_e2e::{repo_root, Envoy, EnvoyOptions, MockLlm, TempDir};
 
-/// `tollgatectl`, built from the current sources first (`cargo test` does not build another
-/// package's binaries, and a stale binary would check configs with an old parser).
-fn tollgatectl() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo =
-                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-q", "-p", "tollgate-store", "--bin", "tollgatectl"]).current_dir(repo_root());
-            if std::env::current_exe().unwrap().components().any(|c| c.as_os_str() == "release") {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().unwrap();
-            assert!(status.success(), "cargo build -p tollgate-store --bin tollgatectl failed");
-            workspace_bin("tollgatectl")
-        })
-        .clone()
-}
+use tollgate_e2e::tollgatectl;
 
 fn ctl(args: &[&str]) -> Output {
     Command::new(tollgatectl()).args(args).current_dir(repo_root()).output().unwrap()
