@@ -50,7 +50,6 @@ impl<'a> Request<'a> {
     /// from the right of X-Forwarded-For (the peer address when the header has fewer).
     pub fn client_ip(&self, trusted_hops: u32) -> Option<&'a str> {
         if trusted_hops > 0 {
-            let mut seen = 0u32;
             // Several X-Forwarded-For headers are one list, in order.
             let all: Vec<&str> = self
                 .headers
@@ -60,11 +59,8 @@ impl<'a> Request<'a> {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .collect();
-            for addr in all.iter().rev() {
-                seen += 1;
-                if seen == trusted_hops {
-                    return Some(addr);
-                }
+            if let Some(addr) = all.iter().rev().nth(trusted_hops as usize - 1) {
+                return Some(addr);
             }
         }
         self.peer.map(strip_port)
