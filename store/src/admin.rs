@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use tollgate::algorithm::{Nanos, State as CounterState};
+use tollgate::algorithm::Nanos;
 
 use crate::admin_input::{key_hash_of, parse_json, Query, Who};
 use crate::admin_store::{Audit, AuditRecord, KeyCounter, LIMITS_KEY, OVERRIDES_KEY};
@@ -96,7 +96,7 @@ fn rule_status((rule, quota, state): &KeyCounter, now: Nanos) -> Value {
     let Some((algorithm, q)) = decode_quota(quota) else {
         return json!({"rule": rule, "error": "unreadable quota in the rule index"});
     };
-    let (peek, _) = algorithm.check(CounterState::decode(state), now, 0, &q);
+    let (peek, _) = algorithm.check(crate::counters::state_under(state, quota), now, 0, &q);
     let capacity = algorithm.capacity(&q);
     let reset_ms = ns_to_ms_ceil(peek.reset_after_ns);
     json!({

@@ -64,9 +64,36 @@ pub fn decode_quota(text: &str) -> Option<(Algorithm, Quota)> {
     Some((algorithm, Quota { limit, window_ns: window_ms.checked_mul(1_000_000)?, burst }))
 }
 
+/// The state of a stored counter value as read under `quota` (`encode_quota`'s text): the
+/// default (fresh) state when the value was written under another quota. See `Counter::state`.
+pub fn state_under(stored: &[u8], quota: &str) -> State {
+    match stored.get(State::BYTES..) {
+        Some(tag) if !tag.is_empty() && tag != quota.as_bytes() => State::default(),
+        _ => State::decode(stored),
+    }
+}
+
 impl Counter {
     pub fn redis_key(&self) -> String {
         redis_key(&self.key, &self.rule)
+    }
+
+    /// The stored value: the state, then the quota it was written under
+    /// (`encode_quota`, e.g. `gcra 10 60000 10`).
+    pub fn encode(&self, state: &State) -> Vec<u8> {
+        let mut out = encode(state);
+        out.extend_from_slice(encode_quota(self.algorithm, &self.quota).as_bytes());
+        out
+    }
+
+    /// The state of a stored value, as this counter's quota reads it. A state only means
+    /// something under the quota it was written with (GCRA's time is scaled by the limit,
+    /// windows are numbered by their length), so a value written under another quota (a
+    /// reload, a tier change, a per-key limit or grant) starts afresh, as the filter's local
+    /// counters do (they are keyed by their quota). A value without a quota (written before
+    /// quotas were stored) is read as it is.
+    pub fn state(&self, stored: &[u8]) -> State {
+        state_under(stored, &encode_quota(self.algorithm, &self.quota))
     }
 
     /// Commit `new` over `old` with compare-and-set, recording this counter in its key's
@@ -178,7 +205,7 @@ impl Counters<'_> {
         if checks.len() > 1 {
             let reads = futures_util::future::join_all(checks.iter().map(|(c, _)| self.backend.get_key(c))).await;
             for ((counter, cost), read) in checks.iter().zip(reads) {
-                planned.push(decide(counter, *cost, State::decode(&read?)).0);
+                planned.push(decide(counter, *cost, counter.state(&read?)).0);
             }
             if let Some(i) = planned.iter().position(|d| !d.allowed) {
                 return Ok(BatchOutcome { denied_by: Some(i), results: planned });
@@ -191,7 +218,7 @@ impl Counters<'_> {
             } else if let Some(d) = planned.get(i) {
                 Ok(*d)
             } else {
-                self.backend.get_key(counter).await.map(|old| decide(counter, 0, State::decode(&old)).0)
+                self.backend.get_key(counter).await.map(|old| decide(counter, 0, counter.state(&old)).0)
             };
             let failure = match committed {
                 Ok(d) if d.allowed => {
@@ -212,7 +239,7 @@ impl Counters<'_> {
             results.push(denial);
             for (c, cost) in checks.iter().skip(i + 1) {
                 let old = self.backend.get_key(c).await?;
-                results.push(decide(c, *cost, State::decode(&old)).0);
+                results.push(decide(c, *cost, c.state(&old)).0);
             }
             return Ok(BatchOutcome { denied_by: Some(i), results });
         }
@@ -230,17 +257,17 @@ impl Counters<'_> {
         let key = counter.redis_key();
         let _turn = self.turn(&key).await?;
         let mut old = self.backend.get(&key).await?;
-        let (mut d, mut s) = decide(State::decode(&old));
+        let (mut d, mut s) = decide(counter.state(&old));
         for attempt in 0..=MAX_CAS_RETRIES {
             if !d.allowed {
                 return Ok(d);
             }
-            match counter.cas(self.backend, &old, &encode(&s), counter.ttl_ms(&d)).await? {
+            match counter.cas(self.backend, &old, &counter.encode(&s), counter.ttl_ms(&d)).await? {
                 Cas::Set => return Ok(d),
                 Cas::Mismatch(current) => {
                     Metrics::add(&self.metrics.cas_retries, 1);
                     old = current;
-                    (d, s) = decide(State::decode(&old));
+                    (d, s) = decide(counter.state(&old));
                     backoff(attempt).await;
                 }
             }
@@ -257,12 +284,12 @@ impl Counters<'_> {
         let mut old = self.backend.get_key(counter).await?;
         for attempt in 0..=MAX_CAS_RETRIES {
             let new = if delta == 0 {
-                State::decode(&old)
+                counter.state(&old)
             } else {
-                counter.algorithm.adjust(State::decode(&old), now, delta, &counter.quota)
+                counter.algorithm.adjust(counter.state(&old), now, delta, &counter.quota)
             };
             let (peek, _) = counter.algorithm.check(new, now, 0, &counter.quota);
-            let bytes = encode(&new);
+            let bytes = counter.encode(&new);
             if delta == 0 || (bytes == old) || (old.is_empty() && new == State::default()) {
                 return Ok(peek);
             }
@@ -292,8 +319,8 @@ impl Counters<'_> {
         let _turn = self.turn(&key).await?;
         let mut old = self.backend.get_key(counter).await?;
         for attempt in 0..=MAX_CAS_RETRIES {
-            let (outcome, new) = lease_on(counter, State::decode(&old), want, returned, now);
-            let bytes = encode(&new);
+            let (outcome, new) = lease_on(counter, counter.state(&old), want, returned, now);
+            let bytes = counter.encode(&new);
             if bytes == old || (old.is_empty() && new == State::default()) {
                 return Ok(outcome);
             }

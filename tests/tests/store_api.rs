@@ -454,8 +454,11 @@ fn every_key_has_a_ttl_and_only_hashes_and_rule_names() {
         assert_key_layout(k);
         let ttl = redis.cmd(&["PTTL", k]).as_int();
         assert!(ttl > 0, "{k}: PTTL {ttl}");
+        // The 24-byte state, then the quota it was written under.
         let value = redis.cmd(&["GET", k]).as_bytes().unwrap();
-        assert_eq!(value.len(), 24, "{k}");
+        let alg = k.rsplit('.').next().unwrap();
+        let quota = if k.ends_with(":upper") { "gcra 5 1000 5".to_string() } else { format!("{alg} 60 60000 60") };
+        assert_eq!(String::from_utf8_lossy(&value[24..]), quota, "{k}");
     }
     for (k, max) in &expected_max_ttl {
         let ttl = redis.cmd(&["PTTL", k]).as_int();
@@ -549,4 +552,39 @@ fn cli_refuses_bad_tokens_and_stops_on_sigterm() {
     let mut s = Store::start(&redis.url(), &[]);
     assert_eq!(s.get("/healthz").status, 200);
     assert_eq!(s.terminate(Duration::from_secs(5)), Some(0), "{}", s.stderr());
+}
+
+/// A counter's state only means something under the quota it was written with (GCRA scales time
+/// by the limit; windows are numbered by their length). Checked under another quota (a reload,
+/// a tier change, a per-key limit or a grant), it starts afresh, like the filter's local
+/// counters, instead of being misread: before, GCRA 10/1m used once then checked at 5/1m asked
+/// for a wait of decades, and windows of 1h checked as 1d waited "never".
+#[test]
+fn a_counter_checked_under_another_quota_starts_afresh() {
+    away_from_midnight();
+    let redis = Redis::start();
+    let s = Store::start(&redis.url(), &[]);
+    let cases = [
+        ("gcra", (10, 60_000), 1, (5, 60_000)),
+        ("gcra", (10, 60_000), 10, (100, 60_000)),
+        ("fixed_window", (2, 3_600_000), 2, (2, DAY_MS)),
+        ("sliding_window", (2, 3_600_000), 2, (2, DAY_MS)),
+        ("token_bucket", (3, 60_000), 3, (30, 3_600_000)),
+        ("leaky_bucket", (3, 60_000), 3, (1, 1_000)),
+    ];
+    for (i, (alg, (limit1, window1), used, (limit2, window2))) in cases.into_iter().enumerate() {
+        let rule = format!("q.{alg}.{i}");
+        let before = counter(&rule, &key(1_000 + i as u64), alg, limit1, window1);
+        for _ in 0..used {
+            assert_eq!(check(&s, vec![before.clone()])["allowed"], json!(true), "{before}");
+        }
+        let after = counter(&rule, &key(1_000 + i as u64), alg, limit2, window2);
+        let r = check(&s, vec![after.clone()]);
+        assert_eq!(r["allowed"], json!(true), "{alg}: {used} used at {limit1}/{window1}ms, then {after}: {r}");
+        assert_eq!(r["results"][0]["remaining"], json!(limit2 - 1), "{alg}: fresh under the new quota: {r}");
+        // The counter now holds the new quota and counts under it.
+        let value = redis.cmd(&["GET", &format!("tollgate:{{{}}}:{rule}", key(1_000 + i as u64))]).as_bytes().unwrap();
+        assert_eq!(String::from_utf8_lossy(&value[24..]), format!("{alg} {limit2} {window2} {limit2}"));
+        assert_eq!(peek(&s, &after), limit2 - 1, "{alg}");
+    }
 }
