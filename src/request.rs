@@ -2,6 +2,34 @@
 
 use serde_json::Value;
 
+/// A header value as text, without losing a byte, so that values differing in any byte never
+/// share a counter. Valid UTF-8 is kept as it is, except that U+FFFD is written as U+FFFD `uu`;
+/// each byte of an invalid sequence becomes U+FFFD and its two lower-case hex digits. Every
+/// U+FFFD is followed by exactly two ASCII characters, so the mapping is one-to-one.
+pub fn header_text(bytes: Vec<u8>) -> String {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(s) if !s.contains('\u{FFFD}') => return s,
+        Ok(s) => s.into_bytes(),
+        Err(e) => e.into_bytes(),
+    };
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            out.push(c);
+            if c == '\u{FFFD}' {
+                out.push_str("uu");
+            }
+        }
+        for b in chunk.invalid() {
+            out.push('\u{FFFD}');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
 pub struct Request<'a> {
     pub method: &'a str,
     /// `:path` as received, query string included.
@@ -136,6 +164,30 @@ pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_text_keeps_every_byte_apart() {
+        assert_eq!(header_text(b"sk-abc".to_vec()), "sk-abc");
+        assert_eq!(header_text("sk-é".as_bytes().to_vec()), "sk-é");
+        assert_eq!(header_text(b"sk-\xff".to_vec()), "sk-\u{FFFD}ff");
+        assert_eq!(header_text(b"sk-\xfe".to_vec()), "sk-\u{FFFD}fe");
+        assert_eq!(header_text("sk-\u{FFFD}".as_bytes().to_vec()), "sk-\u{FFFD}uu");
+        // A truncated sequence: each of its bytes is escaped.
+        assert_eq!(header_text(b"a\xe2\x82b".to_vec()), "a\u{FFFD}e2\u{FFFD}82b");
+        // One-to-one over every 1- and 2-byte value and a few crafted look-alikes.
+        let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        inputs.extend((0..=255u8).flat_map(|a| (0..=255u8).map(move |b| vec![a, b])));
+        inputs.push("\u{FFFD}ff".as_bytes().to_vec());
+        inputs.push("\u{FFFD}uu".as_bytes().to_vec());
+        inputs.push(b"\xef\xbf\xbd".to_vec());
+        let mut seen = std::collections::HashMap::new();
+        for input in inputs {
+            let text = header_text(input.clone());
+            if let Some(other) = seen.insert(text.clone(), input.clone()) {
+                assert_eq!(other, input, "{other:?} and {input:?} both map to {text:?}");
+            }
+        }
+    }
 
     fn req<'a>(path: &'a str, headers: &'a [(String, String)]) -> Request<'a> {
         Request { method: "GET", path, headers, peer: Some("10.0.0.9:4444"), body: None }

@@ -199,11 +199,12 @@ impl Context for TollgateFilter {
 }
 
 fn request_headers() -> Vec<(String, String)> {
-    // The bytes variant: a header value that is not UTF-8 must not panic the VM.
+    // The bytes variant: a header value that is not UTF-8 must not panic the VM, and is kept
+    // apart from every other value (`header_text`).
     hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
+        .map(|(k, v)| (k, crate::request::header_text(v)))
         .collect()
 }
 

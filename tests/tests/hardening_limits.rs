@@ -116,17 +116,22 @@ fn header_values_that_are_not_utf8() {
     assert_clean_log(&envoy);
 }
 
-/// Keys are decoded lossily (`String::from_utf8_lossy`) before they are hashed, so two keys
-/// that differ only in bytes that are not UTF-8 share one counter: `sk-\xff` and `sk-\xfe` are
-/// both `sk-\u{fffd}`. A client can only collide with keys that are themselves not UTF-8 (no
-/// real API key is), so the impact is low, but the counters are not per raw key as documented.
+/// Header values that are not UTF-8 are kept byte for byte (`request::header_text` escapes each
+/// invalid byte), so two keys that differ only in such bytes have their own counters. (Before,
+/// they were decoded lossily: `sk-\xff` and `sk-\xfe` both became `sk-\u{fffd}`, one counter.)
 #[test]
-#[ignore = "bug: header keys that differ only in non-UTF-8 bytes share one counter (lossy decoding before hashing)"]
 fn keys_that_differ_only_in_non_utf8_bytes_have_their_own_counters() {
     let llm = MockLlm::start();
     let envoy = Envoy::standalone(&one_per_key("api_key", 1, json!({})), llm.port);
     assert_eq!(raw_post(&envoy, "/x", b"x-api-key: sk-\xff\r\n", b"{}").status, 200);
     assert_eq!(raw_post(&envoy, "/x", b"x-api-key: sk-\xfe\r\n", b"{}").status, 200, "another key, its own counter");
+    assert_eq!(raw_post(&envoy, "/x", b"x-api-key: sk-\xff\r\n", b"{}").status, 429, "the first key is still limited");
+    assert_eq!(
+        raw_post(&envoy, "/x", "x-api-key: sk-\u{fffd}\r\n".as_bytes(), b"{}").status,
+        200,
+        "a literal U+FFFD is yet another key"
+    );
+    assert_clean_log(&envoy);
 }
 
 #[test]
