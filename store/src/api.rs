@@ -9,6 +9,10 @@ use crate::counters::{ns_to_ms_ceil, BatchOutcome, Counter, LeaseOutcome};
 /// Most items in one call (checks, leases or adjustments).
 pub const MAX_ITEMS: usize = 256;
 
+/// Longest `window_ms` (about 584 years): the window in nanoseconds must fit in a `u64`.
+/// store/openapi.json states the same bound.
+pub const MAX_WINDOW_MS: u64 = u64::MAX / 1_000_000;
+
 /// An error answered as `{"error":{"message":..,"code":..}}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -219,8 +223,15 @@ impl<'a> Item<'a> {
         })?;
         let limit = self.req_positive("limit")?;
         let window_ms = self.req_positive("window_ms")?;
-        let window_ns =
-            window_ms.checked_mul(1_000_000).ok_or_else(|| ApiError::invalid(&self.at("window_ms"), "is too large"))?;
+        // Fails exactly above MAX_WINDOW_MS.
+        let window_ns = window_ms.checked_mul(1_000_000).ok_or_else(|| {
+            ApiError::invalid(
+                &self.at("window_ms"),
+                format!(
+                    "must be at most {MAX_WINDOW_MS} (about 584 years: the window in nanoseconds must fit in 64 bits)"
+                ),
+            )
+        })?;
         let burst = self.positive("burst")?.unwrap_or(limit);
         Ok(Counter {
             rule: rule.to_string(),
@@ -327,6 +338,11 @@ mod tests {
         };
         assert_eq!(with("window_ms", "0"), "checks[0].window_ms: must be positive");
         assert_eq!(with("window_ms", "-5"), "checks[0].window_ms: must be positive");
+        assert!(with("window_ms", "18446744073710").starts_with("checks[0].window_ms: must be at most 18446744073709 "));
+        let mut longest: Value = serde_json::from_str(OK).unwrap();
+        longest["window_ms"] = MAX_WINDOW_MS.into();
+        let c = parse_checks(json!({"checks": [longest]}).to_string().as_bytes()).unwrap();
+        assert_eq!(c[0].counter.quota.window_ns, 18_446_744_073_709_000_000);
         assert_eq!(with("limit", "1.5"), "checks[0].limit: must be a positive integer");
         assert_eq!(with("key", "\"sk-raw\""), "checks[0].key: must be 16 hexadecimal digits (the key hash)");
         assert!(with("algorithm", "\"lru\"").starts_with("checks[0].algorithm: \"lru\": must be one of token_bucket"));
