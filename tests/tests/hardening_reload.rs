@@ -2,8 +2,8 @@
 //! comes from a file-based LDS subscription, so the test can change the plugin configuration
 //! in a running Envoy, as a control plane would (LDS; Istio pushes `WasmPlugin` changes the same
 //! way), and see what happens to the counters: they live in the process's shared data, so they
-//! survive the reload; a changed limit applies to the existing counts at once; a renamed rule
-//! starts fresh counters. Requests sent during the reloads all get an answer (200 or 429).
+//! survive the reload under an unchanged quota; a changed quota or a renamed rule starts fresh
+//! counters (a state is only meaningful under the quota it was charged with). Requests sent during the reloads all get an answer (200 or 429).
 
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
