@@ -27,24 +27,39 @@ impl SseUsageParser {
         SseUsageParser::default()
     }
 
-    pub fn feed(&mut self, chunk: &[u8]) {
-        for &b in chunk {
-            match b {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\n' | b'\r' => {
-                    self.after_cr = b == b'\r';
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        // Line by line, a slice at a time (not byte by byte: this runs on every chunk).
+        while let Some((&first, tail)) = chunk.split_first() {
+            if self.after_cr && first == b'\n' {
+                // The '\n' of a "\r\n" line end.
+                self.after_cr = false;
+                chunk = tail;
+                continue;
+            }
+            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(i) => {
+                    let (line, rest) = chunk.split_at(i);
+                    self.push_line(line);
+                    self.after_cr = rest.first() == Some(&b'\r');
                     self.end_line();
+                    chunk = rest.get(1..).unwrap_or_default();
                 }
-                _ => {
+                None => {
+                    self.push_line(chunk);
                     self.after_cr = false;
-                    if self.line.len() < MAX_EVENT_BYTES + 8 {
-                        self.line.push(b);
-                    } else {
-                        self.oversized = true;
-                    }
+                    chunk = &[];
                 }
             }
         }
+    }
+
+    /// Add to the current line, up to the cap (beyond it the event is skipped).
+    fn push_line(&mut self, bytes: &[u8]) {
+        let room = (MAX_EVENT_BYTES + 8).saturating_sub(self.line.len());
+        if bytes.len() > room {
+            self.oversized = true;
+        }
+        self.line.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
     }
 
     /// The stream ended: a last event without its blank line still counts.
@@ -87,9 +102,30 @@ impl SseUsageParser {
     }
 }
 
-/// Cheap filter so content deltas are never JSON-parsed.
+/// Cheap filter so that content deltas are never JSON-parsed: whether the event has a `usage`
+/// (or `usageMetadata`) member whose value is not `null`. OpenAI streams asked for usage carry
+/// `"usage":null` in every content chunk; parsing each of them cost more than all the rest of
+/// the stream's handling.
 fn mentions_usage(data: &[u8]) -> bool {
-    data.windows(5).any(|w| w == b"usage" || w == b"Usage")
+    fn skip_space(mut rest: &[u8]) -> &[u8] {
+        while let [b' ' | b'\t' | b'\n' | b'\r', tail @ ..] = rest {
+            rest = tail;
+        }
+        rest
+    }
+    let mut from = 0;
+    while let Some(at) = data.get(from..).and_then(|d| d.windows(5).position(|w| w == b"usage" || w == b"Usage")) {
+        let name_end = from + at + 5;
+        from = name_end;
+        let rest = data.get(name_end..).unwrap_or_default();
+        let rest = rest.strip_prefix(b"Metadata").unwrap_or(rest);
+        let Some(rest) = rest.strip_prefix(b"\"") else { continue };
+        let Some(value) = skip_space(rest).strip_prefix(b":") else { continue };
+        if !skip_space(value).starts_with(b"null") {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -117,6 +153,30 @@ data: {\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":6,\"to
 data: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n\
 event: response.completed\n\
 data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":4,\"total_tokens\":7}}}\n\n";
+
+    #[test]
+    fn only_usage_members_with_a_value_are_parsed() {
+        for yes in [
+            &br#"{"usage":{"prompt_tokens":1}}"#[..],
+            br#"{"usage" : {"a":1}}"#,
+            br#"{"usageMetadata":{"totalTokenCount":3}}"#,
+            br#"{"usage":null,"x":{"usage":{"input_tokens":2}}}"#,
+            br#"{"type":"message_start","message":{"usage":
+{"input_tokens":9}}}"#,
+        ] {
+            assert!(mentions_usage(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &br#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#[..],
+            br#"{"usage" :  null}"#,
+            br#"{"delta":{"text":"usage is not here"}}"#,
+            br#"{"delta":{"text":"usage"}}"#,
+            b"usage",
+            b"",
+        ] {
+            assert!(!mentions_usage(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
 
     fn parse_split(text: &str, at: &[usize]) -> Usage {
         let mut p = SseUsageParser::new();
