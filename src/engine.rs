@@ -8,7 +8,7 @@
 use crate::algorithm::{Algorithm, Decision, Nanos, Quota, State};
 use crate::hash::KeyHash;
 use crate::shared_store::{SharedStore, StoreError};
-use crate::slot_table::{lookup, record_at, with_record, Lookup, Place, Record, SlotTable, RECORD_BYTES};
+use crate::slot_table::{into_record, lookup, record_at, with_record, Lookup, Place, Record, SlotTable, RECORD_BYTES};
 
 /// CAS attempts per counter before giving up. Other writers won every one of them (so the
 /// counter is hot): the check then denies with a one-second Retry-After rather than admit
@@ -203,7 +203,7 @@ impl Engine {
         };
         let (decision, new_state, delay_ns) = decide(check, state, now);
         let rec = Record { key: check.key.0, idle_at: idle_at(check, &decision, now), state: new_state };
-        let bytes = if decision.allowed { with_record(&bytes, way, &rec) } else { Vec::new() };
+        let bytes = if decision.allowed { into_record(bytes, way, &rec) } else { Vec::new() };
         Plan { place: Place::Set(set), cas, decision, bytes, evicts, delay_ns }
     }
 

@@ -34,6 +34,48 @@ pub fn retry_after_secs(d: &Decision) -> Option<u64> {
     Some(d.retry_after_ns.div_ceil(NANOS_PER_SEC).max(1))
 }
 
+/// Append `n` in decimal (without the formatting machinery: this runs on every request).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+}
+
+fn decimal(n: u64) -> String {
+    let mut out = String::with_capacity(20);
+    push_u64(&mut out, n);
+    out
+}
+
+/// One IETF list: `"NAME";KEY1=V1;KEY2=V2` per applied rule, comma-separated.
+fn ietf_list(applied: &[Applied], keys: [&str; 2], values: impl Fn(&Applied) -> (u64, u64)) -> String {
+    let mut out = String::with_capacity(applied.iter().map(|a| a.rule.name.len() + 32).sum());
+    for (i, a) in applied.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let (v1, v2) = values(a);
+        out.push('"');
+        out.push_str(&a.rule.name);
+        out.push_str("\";");
+        out.push_str(keys[0]);
+        push_u64(&mut out, v1);
+        out.push(';');
+        out.push_str(keys[1]);
+        push_u64(&mut out, v2);
+    }
+    out
+}
+
 /// The headers for the applied rules, in the configured formats. `denier`: the rule that
 /// denied the request (the one the single-rule formats describe), if any.
 pub fn rate_limit_headers(
@@ -41,36 +83,30 @@ pub fn rate_limit_headers(
     applied: &[Applied],
     denier: Option<usize>,
 ) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    if applied.is_empty() {
-        return out;
+    if applied.is_empty() || formats.is_empty() {
+        return Vec::new();
     }
+    let mut out = Vec::with_capacity(formats.len() * 3);
     for format in formats {
         match format {
             HeaderFormat::Ietf => {
-                let policy: Vec<String> = applied
-                    .iter()
-                    .map(|a| format!("\"{}\";q={};w={}", a.rule.name, a.limit(), a.rule.window.ceil_secs()))
-                    .collect();
-                let state: Vec<String> = applied
-                    .iter()
-                    .map(|a| format!("\"{}\";r={};t={}", a.rule.name, a.decision.remaining, a.reset_secs()))
-                    .collect();
-                out.push(("ratelimit-policy", policy.join(", ")));
-                out.push(("ratelimit", state.join(", ")));
+                let policy = ietf_list(applied, ["q=", "w="], |a| (a.limit(), a.rule.window.ceil_secs()));
+                let state = ietf_list(applied, ["r=", "t="], |a| (a.decision.remaining, a.reset_secs()));
+                out.push(("ratelimit-policy", policy));
+                out.push(("ratelimit", state));
             }
             HeaderFormat::XRateLimit => {
                 if let Some(a) = denier.and_then(|i| applied.get(i)).or_else(|| most_restrictive(applied.iter())) {
-                    out.push(("x-ratelimit-limit", a.limit().to_string()));
-                    out.push(("x-ratelimit-remaining", a.decision.remaining.to_string()));
-                    out.push(("x-ratelimit-reset", a.reset_secs().to_string()));
+                    out.push(("x-ratelimit-limit", decimal(a.limit())));
+                    out.push(("x-ratelimit-remaining", decimal(a.decision.remaining)));
+                    out.push(("x-ratelimit-reset", decimal(a.reset_secs())));
                 }
             }
             HeaderFormat::OpenAi => {
                 let requests = most_restrictive(applied.iter().filter(|a| a.rule.unit == Unit::Requests));
                 if let Some(a) = requests {
-                    out.push(("x-ratelimit-limit-requests", a.limit().to_string()));
-                    out.push(("x-ratelimit-remaining-requests", a.decision.remaining.to_string()));
+                    out.push(("x-ratelimit-limit-requests", decimal(a.limit())));
+                    out.push(("x-ratelimit-remaining-requests", decimal(a.decision.remaining)));
                     out.push(("x-ratelimit-reset-requests", go_duration(a.decision.reset_after_ns)));
                 }
                 let tokens = most_restrictive(
@@ -79,8 +115,8 @@ pub fn rate_limit_headers(
                         .filter(|a| matches!(a.rule.unit, Unit::Tokens | Unit::InputTokens | Unit::OutputTokens)),
                 );
                 if let Some(a) = tokens {
-                    out.push(("x-ratelimit-limit-tokens", a.limit().to_string()));
-                    out.push(("x-ratelimit-remaining-tokens", a.decision.remaining.to_string()));
+                    out.push(("x-ratelimit-limit-tokens", decimal(a.limit())));
+                    out.push(("x-ratelimit-remaining-tokens", decimal(a.decision.remaining)));
                     out.push(("x-ratelimit-reset-tokens", go_duration(a.decision.reset_after_ns)));
                 }
             }
@@ -133,6 +169,13 @@ pub fn error_body(message: &str, kind: &str, code: &str, rule: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_match_display() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            assert_eq!(decimal(n), n.to_string());
+        }
+    }
 
     #[test]
     fn go_durations() {

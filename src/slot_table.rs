@@ -156,13 +156,16 @@ pub fn record_at(set: &[u8], way: usize) -> Record {
 
 /// A copy of the set's bytes with `way` replaced by `rec` (always `SET_BYTES` long).
 pub fn with_record(set: &[u8], way: usize, rec: &Record) -> Vec<u8> {
-    let mut out = vec![0u8; SET_BYTES];
-    let n = set.len().min(SET_BYTES);
-    out[..n].copy_from_slice(&set[..n]);
-    if let Some(dst) = out.get_mut(way * RECORD_BYTES..(way + 1) * RECORD_BYTES) {
+    into_record(set.to_vec(), way, rec)
+}
+
+/// `with_record` on a set read for this write (no copy).
+pub fn into_record(mut set: Vec<u8>, way: usize, rec: &Record) -> Vec<u8> {
+    set.resize(SET_BYTES, 0);
+    if let Some(dst) = set.get_mut(way * RECORD_BYTES..(way + 1) * RECORD_BYTES) {
         rec.encode_into(dst);
     }
-    out
+    set
 }
 
 #[cfg(test)]

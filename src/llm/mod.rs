@@ -79,6 +79,17 @@ pub fn asks_for_usage_when_streaming(path: &str) -> bool {
 /// Rewrite a request body: set `stream_options.include_usage` on a streaming OpenAI-style
 /// request, and/or replace the model. Returns the new body when something changed.
 pub fn rewrite_body(body: &Value, include_usage: bool, set_model: Option<&str>) -> Option<Vec<u8>> {
+    // Most bodies need no change: find out before copying the document.
+    let obj = body.as_object()?;
+    let adds_usage = include_usage
+        && obj.get("stream").and_then(Value::as_bool) == Some(true)
+        && obj
+            .get("stream_options")
+            .is_none_or(|o| o.is_object() && o.get("include_usage").and_then(Value::as_bool) != Some(true));
+    let sets_model = set_model.is_some_and(|m| obj.get("model").and_then(Value::as_str) != Some(m));
+    if !adds_usage && !sets_model {
+        return None;
+    }
     let mut doc = body.clone();
     let obj = doc.as_object_mut()?;
     let mut changed = false;
