@@ -33,6 +33,8 @@ fi
 # which `cargo build --release -p tollgate-e2e --bins` does not build: build it here, so the
 # bench never runs a stale store (the harness also refuses one older than its sources).
 cargo build --release -q -p tollgate-store --bin tollgate-store
+# The reference filter (bench/probe/): the host calls alone, for the "reference filter" rows.
+cargo build --release -q --target wasm32-wasip1 --manifest-path bench/probe/Cargo.toml --target-dir target/probe
 if ! command -v taskset >/dev/null; then
   echo "bench: taskset not found (util-linux): Envoy and wrk will share CPUs, figures will be noisier" >&2
 fi
