@@ -19,19 +19,9 @@ fn one_rule() -> serde_json::Value {
     json!({"rules": [{"name": "per-key", "key": ["api_key"], "algorithm": "token_bucket", "limit": HUGE, "window": "1s"}]})
 }
 
+/// The "realistic" configuration of `make bench` (per-key with tiers, per-IP, global).
 fn realistic() -> serde_json::Value {
-    let pro: serde_json::Map<String, serde_json::Value> =
-        (0..20).map(|i| (format!("sk-bench-{i:03}"), json!("pro"))).collect();
-    json!({
-        "tier": {"keys": pro, "default": "free"},
-        "response": {"headers": ["ietf", "x-ratelimit"]},
-        "rules": [
-            {"name": "per-key-rpm", "key": ["api_key"], "algorithm": "token_bucket", "limit": HUGE, "window": "1m",
-             "tiers": {"pro": {"limit": 2 * HUGE}}},
-            {"name": "per-ip", "key": ["ip"], "algorithm": "sliding_window", "limit": HUGE, "window": "1m"},
-            {"name": "global", "key": ["global"], "algorithm": "fixed_window", "limit": HUGE, "window": "1m"}
-        ]
-    })
+    serde_json::from_str(include_str!("../configs/realistic.json")).expect("bench/configs/realistic.json")
 }
 
 fn request(c: &mut Criterion) {

@@ -1,55 +1,10 @@
 //! The fuzz corpora (`fuzz/corpus/<target>/`) replayed natively through the same checks as the
 //! libFuzzer targets (`fuzz/src/lib.rs`), so CI exercises every input the fuzzers kept, in
 //! seconds, without libFuzzer or a nightly flag. Also the saved inputs of the bugs the fuzzers
-//! found (`fuzz/artifacts/`), as ignored regression tests until they are fixed.
-//!
-//! The fuzz crate is its own workspace (it is not a member of this one), so this test builds its
-//! `replay` example with cargo, without the libFuzzer runtime (`--no-default-features`), into
-//! `target/fuzz-replay/`.
+//! found (`fuzz/artifacts/`), as regression tests. The `replay` example is built by
+//! `tollgate_e2e::fuzz`.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
-use tollgate_e2e::repo_root;
-
-/// The `replay` example of the fuzz crate, built from the current sources.
-fn replay_bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo =
-                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
-            let root = repo_root();
-            let target_dir = root.join("target/fuzz-replay");
-            let out = Command::new(cargo)
-                .args(["build", "-q", "--no-default-features", "--example", "replay", "--manifest-path"])
-                .arg(root.join("fuzz/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "cargo build --manifest-path fuzz/Cargo.toml --no-default-features --example replay failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            target_dir.join("debug/examples/replay")
-        })
-        .clone()
-}
-
-/// Run `replay` with `args`: (exit code, stdout).
-fn replay(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(replay_bin()).args(args).current_dir(repo_root()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        eprintln!("{stdout}\n{stderr}");
-    }
-    (out.status.code(), stdout)
-}
-
-const TARGETS: [&str; 8] = ["config", "keys", "usage_json", "sse", "duration", "response", "algorithm", "limiter"];
+use tollgate_e2e::fuzz::{replay, TARGETS};
 
 #[test]
 fn every_fuzz_corpus_replays_through_its_checks() {

@@ -13,49 +13,9 @@
 //! (`--no-default-features`), into `target/fuzz-replay/`.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Instant;
+use tollgate_e2e::fuzz::{replay, replay_bin, TARGETS};
 use tollgate_e2e::repo_root;
-
-/// The `replay` example of the fuzz crate, built from the current sources.
-fn replay_bin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo =
-                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
-            let root = repo_root();
-            let target_dir = root.join("target/fuzz-replay");
-            let out = Command::new(cargo)
-                .args(["build", "-q", "--no-default-features", "--example", "replay", "--manifest-path"])
-                .arg(root.join("fuzz/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "cargo build --manifest-path fuzz/Cargo.toml --no-default-features --example replay failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            target_dir.join("debug/examples/replay")
-        })
-        .clone()
-}
-
-/// Run `replay` with `args`: (exit code, stdout).
-fn replay(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(replay_bin()).args(args).current_dir(repo_root()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        eprintln!("{stdout}\n{stderr}");
-    }
-    (out.status.code(), stdout)
-}
-
-const TARGETS: [&str; 8] = ["config", "keys", "usage_json", "sse", "duration", "response", "algorithm", "limiter"];
 
 /// Seconds of mutations per target (8 targets: 24 s in all).
 const SECONDS: f64 = 3.0;

@@ -215,17 +215,8 @@ fn tollgate_realistic() -> Slot {
 }
 
 fn realistic_config() -> Value {
-    let pro: serde_json::Map<String, Value> = (0..20).map(|i| (format!("sk-bench-{i:03}"), json!("pro"))).collect();
-    json!({
-        "tier": {"keys": pro, "default": "free"},
-        "response": {"headers": ["ietf", "x-ratelimit"]},
-        "rules": [
-            {"name": "per-key-rpm", "key": ["api_key"], "algorithm": "token_bucket", "limit": HUGE, "window": "1m",
-             "tiers": {"pro": {"limit": 2 * HUGE}}},
-            {"name": "per-ip", "key": ["ip"], "algorithm": "sliding_window", "limit": HUGE, "window": "1m"},
-            {"name": "global", "key": ["global"], "algorithm": "fixed_window", "limit": HUGE, "window": "1m"}
-        ]
-    })
+    // Shared with the criterion bench (bench/benches/request.rs).
+    serde_json::from_str(include_str!("../../../bench/configs/realistic.json")).expect("bench/configs/realistic.json")
 }
 
 /// The realistic configuration with its per-key rule made `scope: global` with `sync`, and a
