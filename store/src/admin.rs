@@ -39,6 +39,10 @@ const AUDIT_PAGE: usize = 500;
 /// Most members per top list in `GET /v1/stats`.
 pub const MAX_TOP: usize = stats::TOP_KEEP;
 
+/// The actions of the audit log: every `Audit { action, .. }` written here is one of them, and
+/// `GET /v1/audit?action=` takes nothing else.
+pub const AUDIT_ACTIONS: [&str; 5] = ["limits.set", "limits.delete", "key.reset", "override.add", "override.remove"];
+
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/keys/{key}/status", get(key_status))
@@ -412,6 +416,9 @@ async fn audit(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Res
         let (since, until) = (time("since")?, time("until")?);
         let limit = q.number("limit", 100, MAX_AUDIT_LIMIT)?;
         let (admin_name, action) = (q.get("admin"), q.get("action"));
+        if let Some(a) = action.filter(|a| !AUDIT_ACTIONS.contains(a)) {
+            return Err(ApiError::invalid("action", format!("{a:?}: must be one of {}", AUDIT_ACTIONS.join(", "))));
+        }
         let matches = |(_, fields): &AuditRecord| {
             let has =
                 |name: &str, want: Option<&str>| want.is_none_or(|w| fields.iter().any(|(k, v)| k == name && v == w));

@@ -107,7 +107,7 @@ impl Query {
         match self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
             None | Some("0" | "false" | "no") => Ok(false),
             Some("" | "1" | "true" | "yes") => Ok(true),
-            Some(_) => Err(ApiError::invalid(name, "must be 1 or 0")),
+            Some(_) => Err(ApiError::invalid(name, "must be 1 or 0 (also true or false, yes or no)")),
         }
     }
 
@@ -174,6 +174,16 @@ mod tests {
         let q = Query::parse(Some("all&limit=5&hash=0")).unwrap();
         assert!(q.flag("all").unwrap());
         assert!(!q.flag("hash").unwrap());
+        // Exactly the values store/openapi.json lists for ?hash= and ?all=.
+        for (v, want) in
+            [("1", true), ("true", true), ("yes", true), ("", true), ("0", false), ("false", false), ("no", false)]
+        {
+            assert_eq!(Query::parse(Some(&format!("hash={v}"))).unwrap().flag("hash").unwrap(), want, "{v:?}");
+        }
+        for v in ["2", "TRUE", "on", " 1"] {
+            let e = Query::parse(Some(&format!("hash={v}"))).unwrap().flag("hash").unwrap_err();
+            assert_eq!(e.message, "hash: must be 1 or 0 (also true or false, yes or no)", "{v:?}");
+        }
         assert_eq!(q.number("limit", 100, 1000).unwrap(), 5);
         assert_eq!(q.number("top", 10, 100).unwrap(), 10);
         let bad = Query::parse(Some("limit=0")).unwrap();
