@@ -10,6 +10,24 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::http::{Request, Response};
 use crate::{Proc, TempDir};
 
+/// The port of a starting tollgate-store, from the first line of its stdout (`tollgate-store
+/// listening on ADDR:PORT`), waiting at most 15 s; the rest of its stdout is drained so that
+/// the store never blocks on a full pipe. Err: the line it printed instead.
+pub fn listening_port(stdout: std::process::ChildStdout) -> Result<u16, String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+    let port =
+        line.trim().strip_prefix("tollgate-store listening on ").and_then(|a| a.rsplit(':').next()?.parse().ok());
+    port.ok_or(line)
+}
+
 pub const PROXY_TOKEN: &str = "test-proxy-token";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -93,28 +111,16 @@ impl Store {
             .spawn()
             .expect("spawn tollgate-store");
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the store never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
         let proc = Proc { name: "tollgate-store".into(), child };
-        let port = line
-            .trim()
-            .strip_prefix("tollgate-store listening on ")
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse::<u16>().ok());
-        let Some(port) = port else {
-            drop(proc);
-            panic!(
-                "tollgate-store printed {line:?}, expected `tollgate-store listening on 127.0.0.1:PORT`. stderr:\n{}",
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
+        let port = match listening_port(stdout) {
+            Ok(port) => port,
+            Err(line) => {
+                drop(proc);
+                panic!(
+                    "tollgate-store printed {line:?}, expected `tollgate-store listening on 127.0.0.1:PORT`. stderr:\n{}",
+                    std::fs::read_to_string(&err_path).unwrap_or_default()
+                );
+            }
         };
         Store { port, dir, proc: Some(proc) }
     }

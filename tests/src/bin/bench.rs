@@ -601,6 +601,15 @@ impl GlobalCounts {
 // ---------------------------------------------------------------------------------------------
 // Envoys
 
+/// "  (N non-2xx, M socket errors)" after a run's line, when it had any.
+fn errors_note(run: &Run) -> String {
+    if run.non2xx + run.socket_errors > 0 {
+        format!("  ({} non-2xx, {} socket errors)", run.non2xx, run.socket_errors)
+    } else {
+        String::new()
+    }
+}
+
 /// The reference filter, built by scripts/bench.sh.
 fn probe_wasm() -> PathBuf {
     repo_root().join("target/probe/wasm32-wasip1/release/tollgate_bench_probe.wasm")
@@ -1086,11 +1095,7 @@ fn main() {
                 run.cpu_us_per_request(),
                 fmt_us(run.p50_us as f64),
                 fmt_us(run.p99_us as f64),
-                if run.non2xx + run.socket_errors > 0 {
-                    format!("  ({} non-2xx, {} socket errors)", run.non2xx, run.socket_errors)
-                } else {
-                    String::new()
-                }
+                errors_note(&run)
             );
             runs.push(run);
         }
@@ -1104,11 +1109,7 @@ fn main() {
                 fmt_int(run.rps()),
                 fmt_us(run.p50_us as f64),
                 fmt_us(run.p99_us as f64),
-                if run.non2xx + run.socket_errors > 0 {
-                    format!("  ({} non-2xx, {} socket errors)", run.non2xx, run.socket_errors)
-                } else {
-                    String::new()
-                }
+                errors_note(&run)
             );
             runs.push(run);
         }

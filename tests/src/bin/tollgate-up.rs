@@ -9,10 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 use tollgate_e2e::redis::Redis;
 use tollgate_e2e::{envoy_bin, repo_root, wasm_path, Envoy, EnvoyOptions, MockLlm, Proc, TempDir};
@@ -109,18 +108,9 @@ fn start_store(redis_url: &str, proxy_token: &str, admin_token: &str) -> Result<
         .map_err(|e| format!("start tollgate-store: {e}"))?;
     let stdout = child.stdout.take().unwrap();
     let proc = Proc { name: "tollgate-store".into(), child };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
-    match line.trim().strip_prefix("tollgate-store listening on ").and_then(|a| a.rsplit(':').next()?.parse().ok()) {
-        Some(port) => Ok((port, proc)),
-        None => Err(format!("tollgate-store did not start (it printed {line:?}; its errors are above)")),
+    match tollgate_e2e::store::listening_port(stdout) {
+        Ok(port) => Ok((port, proc)),
+        Err(line) => Err(format!("tollgate-store did not start (it printed {line:?}; its errors are above)")),
     }
 }
 
