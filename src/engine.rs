@@ -128,6 +128,15 @@ impl Engine {
         }
     }
 
+    /// What `admit` would decide, charging nothing (every verdict uncharged).
+    pub fn check_only(&self, store: &dyn SharedStore, checks: &[Check], now: Nanos) -> Outcome {
+        let plans: Vec<Plan> = checks.iter().map(|c| self.plan(store, c, now)).collect();
+        let denied_by = checks.iter().zip(&plans).position(|(c, p)| !c.shadow && !p.decision.allowed);
+        let verdicts: Vec<Verdict> = plans.iter().map(|p| p.verdict(false)).collect();
+        let stats = EngineStats { overflows: count_overflows(&verdicts), ..EngineStats::default() };
+        Outcome { verdicts, denied_by, stats }
+    }
+
     /// Check and charge every check; see the module docs.
     pub fn admit(&self, store: &dyn SharedStore, checks: &[Check], now: Nanos) -> Outcome {
         let mut stats = EngineStats::default();

@@ -99,7 +99,7 @@ impl KeyPart<'_> {
 }
 
 /// The API key: the first configured header present (a `Bearer ` prefix stripped), then the
-/// query parameter.
+/// first configured query parameter present.
 pub fn api_key<'r>(req: &'r Request<'r>, api: &ApiKeyConfig) -> Option<&'r str> {
     for name in &api.headers {
         if let Some(v) = req.header(name) {
@@ -109,7 +109,7 @@ pub fn api_key<'r>(req: &'r Request<'r>, api: &ApiKeyConfig) -> Option<&'r str> 
             }
         }
     }
-    api.query.as_deref().and_then(|q| req.query_param(q)).filter(|v| !v.is_empty())
+    api.query.iter().filter_map(|q| req.query_param(q)).find(|v| !v.is_empty())
 }
 
 pub fn strip_bearer(v: &str) -> &str {

@@ -23,6 +23,7 @@ pub mod request;
 pub mod response;
 pub mod shared_store;
 pub mod slot_table;
+pub mod timefmt;
 
 // Not in test builds: the wasm32 test binary runs under plain WASI, without Envoy.
 #[cfg(all(target_arch = "wasm32", not(test)))]

@@ -1,16 +1,17 @@
 //! One request through the rules: match, key, tier, engine, reply. Pure: the host glue gives
 //! it a `Request`, the shared store and the time, and carries out the `Reply`.
 
+use crate::algorithm::NANOS_PER_SEC;
 use crate::algorithm::{Algorithm, Decision, Nanos, Quota};
 use crate::config::{Config, MissingKey, Rule, Scope, Strategy, TierLimit, Unit};
-use crate::engine::{Check, Engine, EngineStats, Verdict};
+use crate::engine::{Check, Engine, EngineStats, Outcome};
 use crate::global::GlobalCheck;
 use crate::hash::KeyHash;
 use crate::keys::{api_key, KeyPart, KeySource};
 use crate::llm::{self, LlmRequest, Usage};
 use crate::overrides::Overrides;
 use crate::request::Request;
-use crate::response::{self, Applied};
+use crate::response::{self, Applied, ErrorReply, Shape};
 use crate::shared_store::{SharedStore, StoreError};
 use crate::slot_table::Place;
 
@@ -28,6 +29,8 @@ pub enum RuleStatus {
     Unlimited,
     /// `missing_key: deny` answered 403.
     MissingKey,
+    /// A cost rule without a price for the request's model answered 400.
+    UnknownModel,
     /// A degrade rule over its limit: the request goes on, degraded.
     Degraded,
     /// A throttle rule over its limit: the request is held, then goes on.
@@ -42,6 +45,7 @@ impl RuleStatus {
             RuleStatus::ShadowDenied => "shadow_denied",
             RuleStatus::Unlimited => "unlimited",
             RuleStatus::MissingKey => "missing_key",
+            RuleStatus::UnknownModel => "unknown_model",
             RuleStatus::Degraded => "degraded",
             RuleStatus::Throttled => "throttled",
         }
@@ -94,6 +98,8 @@ pub struct Evaluation {
     pub global: Vec<GlobalCheck>,
     /// An override (emergency access, an allowed key or IP) let the request skip every rule.
     pub overridden: bool,
+    /// The shape of this request's error bodies.
+    pub shape: Shape,
 }
 
 impl Default for Reply {
@@ -135,6 +141,8 @@ pub struct Limiter {
     pub needs_body: bool,
     /// Whether some enabled rule counts tokens or cost (so the glue reads response usage).
     pub counts_usage: bool,
+    /// Per rule, why it needs the request body.
+    rule_needs_body: Vec<BodyNeeds>,
     /// The plugin config's static allow-lists.
     pub static_overrides: Overrides,
     /// Per rule, the key-hash seed of its configured quota (`quota_seed`), prepared once: most
@@ -149,12 +157,11 @@ impl Limiter {
         let needs_ip = config.needs(|k| *k == KeySource::Ip);
         let enabled = || config.rules.iter().filter(|r| r.enabled);
         let counts_usage = enabled().any(|r| r.unit.is_llm());
-        let rewrites_model = enabled().any(|r| r.degrade.as_ref().is_some_and(|d| d.set_model.is_some()));
-        let matches_models = enabled().any(|r| !r.matcher.models.is_empty());
-        let needs_body = config.needs(KeySource::needs_body) || counts_usage || rewrites_model || matches_models;
+        let rule_needs_body: Vec<BodyNeeds> = config.rules.iter().map(BodyNeeds::of).collect();
+        let needs_body = config.rules.iter().zip(&rule_needs_body).any(|(r, n)| r.enabled && n.any());
         let static_overrides = Overrides::from_static(&config.allow_keys, &config.allow_ips);
         let base_seeds = config.rules.iter().map(|r| quota_seed(r, &r.quota)).collect();
-        Limiter { config, engine, needs_ip, needs_body, counts_usage, static_overrides, base_seeds }
+        Limiter { config, engine, needs_ip, needs_body, counts_usage, rule_needs_body, static_overrides, base_seeds }
     }
 
     /// Create the shared-data entries; call once per configuration.
@@ -223,6 +230,26 @@ impl Limiter {
         }
     }
 
+    /// Which of this request's rules need its body, known from the headers alone (path,
+    /// method, headers: a rule's tier and model conditions may still turn out not to hold).
+    /// The glue buffers the body only when one of them can apply.
+    pub fn body_plan(&self, req: &Request) -> BodyPlan {
+        let mut plan = BodyPlan::default();
+        if !self.needs_body || self.is_exempt(req.path) {
+            return plan;
+        }
+        let streams_usage = self.config.llm.include_usage && llm::asks_for_usage_when_streaming(req.path);
+        for (rule, needs) in self.config.rules.iter().zip(&self.rule_needs_body) {
+            if !needs.any() || !rule.enabled || !rule.matcher.may_match_before_body(req) {
+                continue;
+            }
+            plan.buffer = true;
+            plan.reads_usage |= rule.unit.is_llm();
+            plan.may_rewrite |= needs.rewrites_model || (rule.unit.is_llm() && streams_usage);
+        }
+        plan
+    }
+
     /// Decide one request: every matching rule applies; the request is denied if any
     /// (non-shadow) rule denies, and then consumes no quota.
     ///
@@ -236,89 +263,19 @@ impl Limiter {
         can_hold: bool,
         synced: &Overrides,
     ) -> Evaluation {
-        if self.is_exempt(req.path) || self.config.rules.is_empty() {
-            return Evaluation::pass();
-        }
-        let now_ms = now / 1_000_000;
-        let overridden = !synced.is_empty() || !self.static_overrides.is_empty();
-        let fleet_key =
-            if overridden { api_key(req, &self.config.api_key).map(|k| KeyHash::fleet(&[k.as_bytes()])) } else { None };
-        if overridden {
-            let ip = (synced.has_ips() || self.static_overrides.has_ips())
-                .then(|| req.client_ip(self.config.trusted_hops).and_then(|a| a.parse::<std::net::IpAddr>().ok()))
-                .flatten();
-            if self.static_overrides.bypasses(fleet_key, ip.as_ref(), now_ms)
-                || synced.bypasses(fleet_key, ip.as_ref(), now_ms)
-            {
-                return Evaluation { overridden: true, ..Evaluation::default() };
-            }
-        }
-        let tier = synced.tier(fleet_key).map(str::to_string).or_else(|| self.tier(req));
-        let llm_req = req.body.map(LlmRequest::from_body);
-        let n = self.config.rules.len();
-        let mut checks: Vec<Check> = Vec::with_capacity(n);
-        let mut global: Vec<GlobalCheck> = Vec::new();
-        let mut prices: Vec<(u64, u64)> = Vec::with_capacity(n);
-        let mut outcomes: Vec<RuleOutcome> = Vec::with_capacity(n);
-        for (i, rule) in self.config.rules.iter().enumerate() {
-            if !rule.enabled || !rule.matcher.matches(req, tier.as_deref()) {
-                continue;
-            }
-            let quota = match synced.adjust(fleet_key, &rule.name, rule.limit_for(tier.as_deref()), now_ms) {
-                TierLimit::Unlimited => {
-                    outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Unlimited, near_limit: false });
-                    continue;
-                }
-                TierLimit::Limited(q) => q,
-            };
-            let key = match self.key_of(i, rule, req, &quota) {
-                Some(k) => k,
-                None => match rule.missing_key {
-                    MissingKey::Shared => self.hash_key(i, rule, &quota, &[MISSING]),
-                    MissingKey::Skip => continue,
-                    MissingKey::Deny => {
-                        return self.refusal(
-                            i,
-                            rule,
-                            403,
-                            "missing_key",
-                            "This request lacks the key rule {rule} needs",
-                        )
-                    }
-                },
-            };
-            let (algorithm, quota, cost, price) = match self.cost_of(rule, quota, llm_req.as_ref()) {
-                Cost::Charge { algorithm, quota, cost, price } => (algorithm, quota, cost, price),
-                Cost::NotApplicable => continue,
-                Cost::UnknownModel => {
-                    return self.refusal(i, rule, 400, "unknown_model", "Rule {rule} has no price for this model")
-                }
-            };
-            if rule.scope == Scope::Global {
-                global.push(GlobalCheck { rule: i, algorithm, quota, key, cost, price });
-                continue;
-            }
-            checks.push(Check {
-                rule: i,
-                algorithm,
-                quota,
-                key,
-                cost,
-                shadow: matches!(rule.strategy, Strategy::Shadow | Strategy::Degrade),
-                max_wait_ns: if rule.strategy == Strategy::Throttle && can_hold { rule.max_wait.as_nanos() } else { 0 },
-            });
-            prices.push(price);
-            outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Allowed, near_limit: false });
-        }
+        let shape = Shape::of(self.config.response.format, req.path);
+        let gathered = match self.gather(req, now, can_hold, synced, Pass::Decide, shape) {
+            Gather::Checks(g) => g,
+            Gather::Decided(eval) => return eval,
+        };
+        let Gathered { checks, global, prices, outcomes } = gathered;
         if checks.is_empty() {
-            return Evaluation { rules: outcomes, global, ..Evaluation::default() };
+            return Evaluation { rules: outcomes, global, shape, ..Evaluation::default() };
         }
         let outcome = self.engine.admit(store, &checks, now);
-        let mut eval = self.finish(&checks, &outcome.verdicts, outcome.denied_by, outcomes, outcome.stats);
+        let mut eval = self.finish(&checks, &outcome, outcomes, shape, now);
         if outcome.denied_by.is_none() {
             eval.global = global;
-        }
-        if outcome.denied_by.is_none() {
             eval.hold_ns = outcome.delay_ns();
             eval.reservations = checks
                 .iter()
@@ -331,6 +288,132 @@ impl Limiter {
                 .collect();
         }
         eval
+    }
+
+    /// Before the body of a request that a body rule may apply to: what its local rules that
+    /// decide without the body already say. Charges nothing (the decision, all rules at once,
+    /// follows the body). Some: a denial to answer now, before the upstream sees anything, or
+    /// a degrade (`degraded_by`) whose marker header must go with the headers.
+    pub fn precheck(
+        &self,
+        store: &dyn SharedStore,
+        req: &Request,
+        now: Nanos,
+        can_hold: bool,
+        synced: &Overrides,
+    ) -> Option<Evaluation> {
+        let shape = Shape::of(self.config.response.format, req.path);
+        let gathered = match self.gather(req, now, can_hold, synced, Pass::Precheck, shape) {
+            Gather::Checks(g) => g,
+            Gather::Decided(eval) => return matches!(eval.reply, Reply::Deny { .. }).then_some(eval),
+        };
+        if gathered.checks.is_empty() {
+            return None;
+        }
+        let outcome = self.engine.check_only(store, &gathered.checks, now);
+        let eval = self.finish(&gathered.checks, &outcome, gathered.outcomes, shape, now);
+        (matches!(eval.reply, Reply::Deny { .. }) || eval.degraded_by.is_some()).then_some(eval)
+    }
+
+    /// The checks a request makes, rule by rule, unless it is decided without counters (an
+    /// override lets it pass, a rule refuses it).
+    fn gather(
+        &self,
+        req: &Request,
+        now: Nanos,
+        can_hold: bool,
+        synced: &Overrides,
+        pass: Pass,
+        shape: Shape,
+    ) -> Gather {
+        if self.is_exempt(req.path) || self.config.rules.is_empty() {
+            return Gather::Decided(Evaluation::pass());
+        }
+        let now_ms = now / 1_000_000;
+        let overridden = !synced.is_empty() || !self.static_overrides.is_empty();
+        let fleet_key =
+            if overridden { api_key(req, &self.config.api_key).map(|k| KeyHash::fleet(&[k.as_bytes()])) } else { None };
+        if overridden {
+            let ip = (synced.has_ips() || self.static_overrides.has_ips())
+                .then(|| req.client_ip(self.config.trusted_hops).and_then(|a| a.parse::<std::net::IpAddr>().ok()))
+                .flatten();
+            if self.static_overrides.bypasses(fleet_key, ip.as_ref(), now_ms)
+                || synced.bypasses(fleet_key, ip.as_ref(), now_ms)
+            {
+                return Gather::Decided(Evaluation { overridden: true, ..Evaluation::default() });
+            }
+        }
+        let tier = synced.tier(fleet_key).map(str::to_string).or_else(|| self.tier(req));
+        let llm_req = req.body.map(LlmRequest::from_body);
+        let n = self.config.rules.len();
+        let mut g = Gathered {
+            checks: Vec::with_capacity(n),
+            global: Vec::new(),
+            prices: Vec::with_capacity(n),
+            outcomes: Vec::with_capacity(n),
+        };
+        for (i, rule) in self.config.rules.iter().enumerate() {
+            if pass == Pass::Precheck
+                && (rule.scope == Scope::Global || self.rule_needs_body.get(i).is_some_and(|n| n.decides))
+            {
+                continue;
+            }
+            if !rule.enabled || !rule.matcher.matches(req, tier.as_deref()) {
+                continue;
+            }
+            let quota = match synced.adjust(fleet_key, &rule.name, rule.limit_for(tier.as_deref()), now_ms) {
+                TierLimit::Unlimited => {
+                    g.outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Unlimited, near_limit: false });
+                    continue;
+                }
+                TierLimit::Limited(q) => q,
+            };
+            let key = match self.key_of(i, rule, req, &quota) {
+                Some(k) => k,
+                None => match rule.missing_key {
+                    MissingKey::Shared => self.hash_key(i, rule, &quota, &[MISSING]),
+                    MissingKey::Skip => continue,
+                    MissingKey::Deny => {
+                        return Gather::Decided(self.refusal(
+                            i,
+                            rule,
+                            Refusal::MissingKey,
+                            "This request lacks the key rule {rule} needs",
+                            shape,
+                        ))
+                    }
+                },
+            };
+            let (algorithm, quota, cost, price) = match self.cost_of(rule, quota, llm_req.as_ref()) {
+                Cost::Charge { algorithm, quota, cost, price } => (algorithm, quota, cost, price),
+                Cost::NotApplicable => continue,
+                Cost::UnknownModel => {
+                    return Gather::Decided(self.refusal(
+                        i,
+                        rule,
+                        Refusal::UnknownModel,
+                        "Rule {rule} has no price for this model",
+                        shape,
+                    ))
+                }
+            };
+            if rule.scope == Scope::Global {
+                g.global.push(GlobalCheck { rule: i, algorithm, quota, key, cost, price });
+                continue;
+            }
+            g.checks.push(Check {
+                rule: i,
+                algorithm,
+                quota,
+                key,
+                cost,
+                shadow: matches!(rule.strategy, Strategy::Shadow | Strategy::Degrade),
+                max_wait_ns: if rule.strategy == Strategy::Throttle && can_hold { rule.max_wait.as_nanos() } else { 0 },
+            });
+            g.prices.push(price);
+            g.outcomes.push(RuleOutcome { rule: i, status: RuleStatus::Allowed, near_limit: false });
+        }
+        Gather::Checks(g)
     }
 
     /// How a rule charges this request.
@@ -429,11 +512,12 @@ impl Limiter {
     fn finish(
         &self,
         checks: &[Check],
-        verdicts: &[Verdict],
-        denied_by: Option<usize>,
+        outcome: &Outcome,
         mut outcomes: Vec<RuleOutcome>,
-        stats: EngineStats,
+        shape: Shape,
+        now: Nanos,
     ) -> Evaluation {
+        let (verdicts, denied_by, stats) = (&outcome.verdicts, outcome.denied_by, outcome.stats);
         let mut applied: Vec<AppliedRule> = Vec::with_capacity(checks.len());
         for (check, verdict) in checks.iter().zip(verdicts) {
             let Some(rule) = self.config.rules.get(check.rule) else { continue };
@@ -447,35 +531,42 @@ impl Limiter {
             }
             applied.push(AppliedRule { rule: check.rule, quota: check.quota, decision: d });
         }
-        let reply = self.compose(&applied, denied_by);
+        let reply = self.compose(&applied, denied_by, shape, now);
         let degraded_by = outcomes.iter().find(|o| o.status == RuleStatus::Degraded).map(|o| o.rule);
-        Evaluation { reply, rules: outcomes, stats, applied, degraded_by, ..Evaluation::default() }
+        Evaluation { reply, rules: outcomes, stats, applied, degraded_by, shape, ..Evaluation::default() }
     }
 
     /// The reply for applied rules: headers, and when `denied_by` (an index into `applied`)
-    /// is set, the denial.
-    pub fn compose(&self, applied: &[AppliedRule], denied_by: Option<usize>) -> Reply {
+    /// is set, the denial, in the request's error `shape`.
+    pub fn compose(&self, applied: &[AppliedRule], denied_by: Option<usize>, shape: Shape, now: Nanos) -> Reply {
         let applied: Vec<Applied> = applied
             .iter()
             .filter_map(|a| {
                 Some(Applied { rule: self.config.rules.get(a.rule)?, quota: a.quota, decision: a.decision })
             })
             .collect();
-        let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied, denied_by);
+        let now_secs = now / NANOS_PER_SEC;
+        let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied, denied_by, now_secs);
         match denied_by.and_then(|i| applied.get(i)) {
             None => Reply::Continue { headers },
             Some(denier) => {
                 // A spent budget does not come back by retrying soon.
                 let budget = denier.rule.unit == Unit::CostUsd;
-                if !budget {
-                    if let Some(secs) = response::retry_after_secs(&denier.decision) {
-                        headers.push(("retry-after", secs.to_string()));
-                    }
+                let retry_after = if budget { None } else { response::retry_after_secs(&denier.decision) };
+                if let Some(secs) = retry_after {
+                    headers.push(("retry-after", secs.to_string()));
                 }
                 headers.push(("content-type", "application/json".to_string()));
-                let code = if budget { "insufficient_quota" } else { "rate_limit_exceeded" };
-                let body = response::denial_body(&self.config.response.message, denier, code);
-                Reply::Deny { status: self.config.response.status, headers, body }
+                let message = response::denial_message(&self.config.response.message, denier);
+                let error = ErrorReply {
+                    status: self.config.response.status,
+                    message: &message,
+                    kind: denier.rule.unit.error_type(),
+                    code: if budget { "insufficient_quota" } else { "rate_limit_exceeded" },
+                    rule: &denier.rule.name,
+                    retry_after,
+                };
+                Reply::Deny { status: error.status, headers, body: response::error_body(shape, &error) }
             }
         }
     }
@@ -488,6 +579,8 @@ impl Limiter {
         local: &[AppliedRule],
         global: &[GlobalCheck],
         decisions: &[Decision],
+        shape: Shape,
+        now: Nanos,
     ) -> (Reply, Vec<RuleOutcome>) {
         let mut applied = local.to_vec();
         let mut outcomes = Vec::with_capacity(global.len());
@@ -501,7 +594,7 @@ impl Limiter {
             outcomes.push(RuleOutcome { rule: g.rule, status, near_limit: near_limit(d, g.algorithm, &g.quota) });
             applied.push(AppliedRule { rule: g.rule, quota: g.quota, decision: *d });
         }
-        (self.compose(&applied, denied_by), outcomes)
+        (self.compose(&applied, denied_by, shape, now), outcomes)
     }
 
     /// Decide global checks against this proxy's share of their limits (failure mode
@@ -540,17 +633,46 @@ impl Limiter {
     }
 
     /// A local refusal that is not a rate limit (403 missing key, 400 unknown model).
-    fn refusal(&self, i: usize, rule: &Rule, status: u32, code: &str, message: &str) -> Evaluation {
-        let body = response::error_body(
-            &message.replace("{rule}", &format!("{:?}", rule.name)),
-            rule.unit.error_type(),
+    fn refusal(&self, i: usize, rule: &Rule, why: Refusal, message: &str, shape: Shape) -> Evaluation {
+        let (status, code, rule_status) = match why {
+            Refusal::MissingKey => (403, "missing_key", RuleStatus::MissingKey),
+            Refusal::UnknownModel => (400, "unknown_model", RuleStatus::UnknownModel),
+        };
+        let message = message.replace("{rule}", &format!("{:?}", rule.name));
+        let error = ErrorReply {
+            status,
+            message: &message,
+            kind: rule.unit.error_type(),
             code,
-            &rule.name,
-        );
+            rule: &rule.name,
+            retry_after: None,
+        };
         Evaluation {
-            reply: Reply::Deny { status, headers: vec![("content-type", "application/json".to_string())], body },
-            rules: vec![RuleOutcome { rule: i, status: RuleStatus::MissingKey, near_limit: false }],
+            reply: Reply::Deny {
+                status,
+                headers: vec![("content-type", "application/json".to_string())],
+                body: response::error_body(shape, &error),
+            },
+            rules: vec![RuleOutcome { rule: i, status: rule_status, near_limit: false }],
+            shape,
             ..Evaluation::default()
+        }
+    }
+
+    /// The 503 of `store.failure_mode: closed` when the store cannot answer.
+    pub fn store_unavailable(&self, shape: Shape) -> Reply {
+        let error = ErrorReply {
+            status: 503,
+            message: "Rate limit store unavailable",
+            kind: "requests",
+            code: "store_unavailable",
+            rule: "",
+            retry_after: None,
+        };
+        Reply::Deny {
+            status: 503,
+            headers: vec![("content-type", "application/json".to_string())],
+            body: response::error_body(shape, &error),
         }
     }
 }
@@ -608,6 +730,72 @@ pub struct AppliedRule {
     pub rule: usize,
     pub quota: Quota,
     pub decision: Decision,
+}
+
+/// Which evaluation: the decision itself, or the early look of `precheck`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Decide,
+    Precheck,
+}
+
+/// A refusal that is not a rate limit.
+#[derive(Clone, Copy, Debug)]
+enum Refusal {
+    MissingKey,
+    UnknownModel,
+}
+
+/// What `gather` found.
+enum Gather {
+    Checks(Gathered),
+    /// Decided without counters.
+    Decided(Evaluation),
+}
+
+/// A request's checks, before the engine sees them.
+struct Gathered {
+    checks: Vec<Check>,
+    global: Vec<GlobalCheck>,
+    prices: Vec<(u64, u64)>,
+    outcomes: Vec<RuleOutcome>,
+}
+
+/// Why a rule needs the request body (fixed at configure time).
+#[derive(Clone, Copy, Debug, Default)]
+struct BodyNeeds {
+    /// A body key, an LLM unit (max_tokens, model) or a model condition: the decision.
+    decides: bool,
+    /// `degrade.set_model`: the rewrite.
+    rewrites_model: bool,
+}
+
+impl BodyNeeds {
+    fn of(rule: &Rule) -> BodyNeeds {
+        BodyNeeds {
+            decides: rule.key.iter().any(KeySource::needs_body)
+                || rule.unit.is_llm()
+                || !rule.matcher.models.is_empty(),
+            rewrites_model: rule.degrade.as_ref().is_some_and(|d| d.set_model.is_some()),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.decides || self.rewrites_model
+    }
+}
+
+/// What a request's headers tell about its body (`Limiter::body_plan`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BodyPlan {
+    /// A rule that reads the body may apply: buffer it and decide when it is complete.
+    pub buffer: bool,
+    /// A token or cost rule may apply: the response's usage will be read (ask for it
+    /// uncompressed).
+    pub reads_usage: bool,
+    /// Tollgate may rewrite the body (include_usage, degrade's model), so its length may
+    /// change.
+    pub may_rewrite: bool,
 }
 
 /// How one rule charges one request.

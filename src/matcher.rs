@@ -51,7 +51,13 @@ impl Matcher {
         Ok(m)
     }
 
-    pub fn matches(&self, req: &Request, tier: Option<&str>) -> bool {
+    /// Whether the conditions known from the headers alone (path, method, headers) hold:
+    /// the rule may apply once its tier and model are known.
+    pub fn may_match_before_body(&self, req: &Request) -> bool {
+        self.matches_route(req)
+    }
+
+    fn matches_route(&self, req: &Request) -> bool {
         if let Some(prefix) = &self.path_prefix {
             if !req.path.starts_with(prefix.as_str()) {
                 return false;
@@ -65,12 +71,16 @@ impl Matcher {
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == req.method) {
             return false;
         }
-        for (name, exact) in &self.headers {
-            match (req.header(name), exact) {
-                (None, _) => return false,
-                (Some(v), Some(want)) if v != want => return false,
-                _ => {}
-            }
+        self.headers.iter().all(|(name, exact)| match (req.header(name), exact) {
+            (None, _) => false,
+            (Some(v), Some(want)) => v == want,
+            (Some(_), None) => true,
+        })
+    }
+
+    pub fn matches(&self, req: &Request, tier: Option<&str>) -> bool {
+        if !self.matches_route(req) {
+            return false;
         }
         if !self.tiers.is_empty() && !tier.is_some_and(|t| self.tiers.iter().any(|x| x == t)) {
             return false;

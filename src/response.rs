@@ -1,8 +1,11 @@
-//! What clients see (contract §2): rate-limit headers, the 429 body, Retry-After.
+//! What clients see (contract §2, §6): rate-limit headers, error bodies in the caller's
+//! provider's shape, Retry-After. Every error body is valid JSON whatever the rule name or
+//! message holds.
 
 use crate::algorithm::{Decision, Quota, NANOS_PER_SEC};
-use crate::config::{HeaderFormat, Rule, Unit};
+use crate::config::{ErrorFormat, HeaderFormat, Rule, Unit};
 use crate::duration::Duration;
+use serde_json::json;
 
 /// One rule as applied to a request, for headers.
 #[derive(Clone, Copy, Debug)]
@@ -77,11 +80,13 @@ fn ietf_list(applied: &[Applied], keys: [&str; 2], values: impl Fn(&Applied) -> 
 }
 
 /// The headers for the applied rules, in the configured formats. `denier`: the rule that
-/// denied the request (the one the single-rule formats describe), if any.
+/// denied the request (the one the single-rule formats describe), if any. `now_secs`: the
+/// time, for formats that give resets as instants.
 pub fn rate_limit_headers(
     formats: &[HeaderFormat],
     applied: &[Applied],
     denier: Option<usize>,
+    now_secs: u64,
 ) -> Vec<(&'static str, String)> {
     if applied.is_empty() || formats.is_empty() {
         return Vec::new();
@@ -120,10 +125,55 @@ pub fn rate_limit_headers(
                     out.push(("x-ratelimit-reset-tokens", go_duration(a.decision.reset_after_ns)));
                 }
             }
+            HeaderFormat::Anthropic => {
+                for (unit, [limit, remaining, reset]) in ANTHROPIC_HEADERS {
+                    if let Some(a) = most_restrictive(applied.iter().filter(|a| a.rule.unit == unit)) {
+                        out.push((limit, decimal(a.limit())));
+                        out.push((remaining, decimal(a.decision.remaining)));
+                        out.push((reset, crate::timefmt::format_secs(now_secs.saturating_add(a.reset_secs()))));
+                    }
+                }
+            }
         }
     }
     out
 }
+
+/// Anthropic's `anthropic-ratelimit-*` trios, by the unit they describe.
+const ANTHROPIC_HEADERS: [(Unit, [&str; 3]); 4] = [
+    (
+        Unit::Requests,
+        [
+            "anthropic-ratelimit-requests-limit",
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset",
+        ],
+    ),
+    (
+        Unit::Tokens,
+        [
+            "anthropic-ratelimit-tokens-limit",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset",
+        ],
+    ),
+    (
+        Unit::InputTokens,
+        [
+            "anthropic-ratelimit-input-tokens-limit",
+            "anthropic-ratelimit-input-tokens-remaining",
+            "anthropic-ratelimit-input-tokens-reset",
+        ],
+    ),
+    (
+        Unit::OutputTokens,
+        [
+            "anthropic-ratelimit-output-tokens-limit",
+            "anthropic-ratelimit-output-tokens-remaining",
+            "anthropic-ratelimit-output-tokens-reset",
+        ],
+    ),
+];
 
 /// The rule with the smallest share of its limit left (rules count different units), the
 /// later reset on a tie.
@@ -151,19 +201,123 @@ pub fn go_duration(ns: u64) -> String {
     }
 }
 
-/// The JSON body of a denial.
-pub fn denial_body(template: &str, applied: &Applied, code: &str) -> String {
+/// The shape of one request's error bodies: `response.format`, with `auto` resolved by the
+/// path the client called (the official SDKs can only read their own provider's shape).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Shape {
+    #[default]
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Shape {
+    pub fn of(format: ErrorFormat, path: &str) -> Shape {
+        match format {
+            ErrorFormat::OpenAi => Shape::OpenAi,
+            ErrorFormat::Anthropic => Shape::Anthropic,
+            ErrorFormat::Gemini => Shape::Gemini,
+            ErrorFormat::Auto => {
+                let path = path.split('?').next().unwrap_or(path);
+                if path.contains("/v1/messages") {
+                    Shape::Anthropic
+                } else if GEMINI_METHODS.iter().any(|m| path.ends_with(m)) {
+                    Shape::Gemini
+                } else {
+                    Shape::OpenAi
+                }
+            }
+        }
+    }
+}
+
+/// Gemini API methods (`/v1beta/models/NAME:METHOD`) whose clients read Google's errors.
+const GEMINI_METHODS: [&str; 5] =
+    [":generateContent", ":streamGenerateContent", ":countTokens", ":embedContent", ":batchEmbedContents"];
+
+/// One error Tollgate answers with (a denial, a missing key, an unknown model, the store down).
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorReply<'a> {
+    pub status: u32,
+    pub message: &'a str,
+    /// Tollgate's `type`: requests | tokens | cost | concurrent.
+    pub kind: &'a str,
+    /// Tollgate's `code`: rate_limit_exceeded, insufficient_quota, missing_key, ...
+    pub code: &'a str,
+    /// The rule that answered ("" when none).
+    pub rule: &'a str,
+    /// Seconds after which a retry can succeed (Gemini's `RetryInfo`).
+    pub retry_after: Option<u64>,
+}
+
+/// The JSON body of an error, in `shape`. OpenAI's shape is contract §2's; Anthropic's and
+/// Google's carry Tollgate's rule, type and code where their clients ignore extra fields.
+pub fn error_body(shape: Shape, e: &ErrorReply) -> String {
+    let value = match shape {
+        Shape::OpenAi => json!({"error": {"message": e.message, "type": e.kind, "code": e.code, "rule": e.rule}}),
+        Shape::Anthropic => json!({"type": "error", "error": {
+            "type": anthropic_type(e.status), "message": e.message,
+            "code": e.code, "rule": e.rule, "limit_type": e.kind}}),
+        Shape::Gemini => {
+            let mut details = vec![json!({
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": e.code.to_ascii_uppercase(),
+                "domain": "tollgate",
+                "metadata": {"rule": e.rule, "type": e.kind, "code": e.code},
+            })];
+            if let Some(secs) = e.retry_after {
+                details.push(
+                    json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{secs}s")}),
+                );
+            }
+            json!({"error": {"code": e.status, "message": e.message, "status": google_status(e.status), "details": details}})
+        }
+    };
+    value.to_string()
+}
+
+/// Anthropic's error `type` for an HTTP status.
+fn anthropic_type(status: u32) -> &'static str {
+    match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// The `google.rpc.Code` name Google's APIs pair with an HTTP status.
+fn google_status(status: u32) -> &'static str {
+    match status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        500..=599 => "INTERNAL",
+        _ => "FAILED_PRECONDITION",
+    }
+}
+
+/// The message of a denial: the configured template with its placeholders filled.
+pub fn denial_message(template: &str, applied: &Applied) -> String {
     let retry = retry_after_secs(&applied.decision).map(|s| s.to_string()).unwrap_or_default();
-    let message = template
+    template
         .replace("{rule}", &applied.rule.name)
         .replace("{limit}", &applied.limit().to_string())
         .replace("{window}", &applied.rule.window.to_string())
-        .replace("{retry_after}", &retry);
-    error_body(&message, applied.rule.unit.error_type(), code, &applied.rule.name)
-}
-
-pub fn error_body(message: &str, kind: &str, code: &str, rule: &str) -> String {
-    serde_json::json!({"error": {"message": message, "type": kind, "code": code, "rule": rule}}).to_string()
+        .replace("{retry_after}", &retry)
 }
 
 #[cfg(test)]
@@ -191,5 +345,52 @@ mod tests {
         assert_eq!(retry_after_secs(&d(1)), Some(1));
         assert_eq!(retry_after_secs(&d(1_000_000_001)), Some(2));
         assert_eq!(retry_after_secs(&d(u64::MAX)), None);
+    }
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn error(status: u32) -> ErrorReply<'static> {
+        ErrorReply {
+            status,
+            message: "Rate limit exceeded: 1 per 1m",
+            kind: "tokens",
+            code: "rate_limit_exceeded",
+            rule: "r\"<x>",
+            retry_after: Some(7),
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_shape_by_path() {
+        let auto = |p| Shape::of(ErrorFormat::Auto, p);
+        assert_eq!(auto("/v1/chat/completions"), Shape::OpenAi);
+        assert_eq!(auto("/v1/messages"), Shape::Anthropic);
+        assert_eq!(auto("/anthropic/v1/messages/count_tokens?beta=true"), Shape::Anthropic);
+        assert_eq!(auto("/v1beta/models/gemini-2.5-pro:generateContent"), Shape::Gemini);
+        assert_eq!(
+            auto("/v1/projects/p/locations/l/publishers/google/models/m:streamGenerateContent?alt=sse"),
+            Shape::Gemini
+        );
+        assert_eq!(auto("/v1/generateContent"), Shape::OpenAi, "a method is after a colon");
+        assert_eq!(Shape::of(ErrorFormat::Gemini, "/v1/chat/completions"), Shape::Gemini);
+    }
+
+    #[test]
+    fn every_shape_is_json_with_the_rule_kept() {
+        for shape in [Shape::OpenAi, Shape::Anthropic, Shape::Gemini] {
+            let v: serde_json::Value = serde_json::from_str(&error_body(shape, &error(429))).unwrap();
+            let text = v.to_string();
+            assert!(text.contains(r#"r\"<x>"#), "{shape:?}: {text}");
+        }
+        let g: serde_json::Value = serde_json::from_str(&error_body(Shape::Gemini, &error(429))).unwrap();
+        assert_eq!(g["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(g["error"]["details"][1]["retryDelay"], "7s");
+        let a: serde_json::Value = serde_json::from_str(&error_body(Shape::Anthropic, &error(403))).unwrap();
+        assert_eq!(a["error"]["type"], "permission_error");
+        let g: serde_json::Value = serde_json::from_str(&error_body(Shape::Gemini, &error(503))).unwrap();
+        assert_eq!(g["error"]["status"], "UNAVAILABLE");
     }
 }

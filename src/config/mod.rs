@@ -145,7 +145,8 @@ impl Rule {
 pub struct ApiKeyConfig {
     /// Lower-case header names, tried in order.
     pub headers: Vec<String>,
-    pub query: Option<String>,
+    /// Query parameters, tried in order after the headers.
+    pub query: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -211,6 +212,18 @@ pub enum HeaderFormat {
     Ietf,
     XRateLimit,
     OpenAi,
+    Anthropic,
+}
+
+/// The shape of Tollgate's error bodies (`response.format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// By the request's path: Anthropic's on `/v1/messages`, Google's on Gemini methods,
+    /// OpenAI's elsewhere.
+    Auto,
+    OpenAi,
+    Anthropic,
+    Gemini,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -218,6 +231,7 @@ pub struct ResponseConfig {
     pub status: u32,
     pub headers: Vec<HeaderFormat>,
     pub message: String,
+    pub format: ErrorFormat,
 }
 
 /// Bounded shared memory for counters (see `slot_table`).
@@ -253,6 +267,10 @@ pub struct Config {
     /// Static allow-lists: raw API keys and address blocks that no rule limits.
     pub allow_keys: Vec<String>,
     pub allow_ips: Vec<crate::overrides::Cidr>,
+    /// Envoy runs the filter with `allow_on_headers_stop_iteration: true`: a request whose
+    /// rules read the body keeps its headers until Tollgate decides. Without that Envoy flag
+    /// (an Istio WasmPlugin) the headers go on first and the decision follows the body.
+    pub hold_headers: bool,
 }
 
 const TOP_FIELDS: &[&str] = &[
@@ -270,6 +288,7 @@ const TOP_FIELDS: &[&str] = &[
     "max_body_bytes",
     "throttle_queue",
     "allow",
+    "hold_headers",
 ];
 
 const RULE_FIELDS: &[&str] = &[
@@ -398,6 +417,7 @@ impl Config {
                 .map_err(|_| ConfigError::new("throttle_queue", "is too large"))?,
             allow_keys,
             allow_ips,
+            hold_headers: top.opt_bool("hold_headers")?.unwrap_or(false),
         })
     }
 
@@ -407,10 +427,12 @@ impl Config {
     }
 }
 
+/// Where the official SDKs send the key: OpenAI `Authorization: Bearer`, Anthropic
+/// `x-api-key`, Azure `api-key`, Google `x-goog-api-key` or `?key=`.
 fn parse_api_key(top: &Obj) -> Result<ApiKeyConfig, ConfigError> {
     let default = ApiKeyConfig {
-        headers: vec!["authorization".into(), "x-api-key".into(), "api-key".into()],
-        query: Some("api_key".into()),
+        headers: ["authorization", "x-api-key", "api-key", "x-goog-api-key"].map(String::from).to_vec(),
+        query: ["api_key", "key"].map(String::from).to_vec(),
     };
     let Some(v) = top.get("api_key") else { return Ok(default) };
     let o = Obj::new(v, "api_key", &["headers", "query"])?;
@@ -418,9 +440,11 @@ fn parse_api_key(top: &Obj) -> Result<ApiKeyConfig, ConfigError> {
         Some(h) => h.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
         None => default.headers,
     };
+    // One parameter or a list; "" or [] reads no parameter.
     let query = match o.get("query") {
         None => default.query,
-        Some(_) => o.opt_str("query")?.map(str::to_string).filter(|q| !q.is_empty()),
+        Some(serde_json::Value::String(q)) => [q.clone()].into_iter().filter(|q| !q.is_empty()).collect(),
+        Some(_) => o.opt_strings("query")?.unwrap_or_default().into_iter().filter(|q| !q.is_empty()).collect(),
     };
     Ok(ApiKeyConfig { headers, query })
 }
@@ -691,9 +715,21 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseConfig, ConfigError> {
         status: 429,
         headers: vec![HeaderFormat::Ietf, HeaderFormat::XRateLimit],
         message: "Rate limit exceeded: {limit} per {window}".to_string(),
+        format: ErrorFormat::Auto,
     };
     let Some(v) = v else { return Ok(r) };
-    let o = Obj::new(v, "response", &["status", "headers", "message"])?;
+    let o = Obj::new(v, "response", &["status", "headers", "message", "format"])?;
+    r.format = o
+        .opt_enum(
+            "format",
+            &[
+                ("auto", ErrorFormat::Auto),
+                ("openai", ErrorFormat::OpenAi),
+                ("anthropic", ErrorFormat::Anthropic),
+                ("gemini", ErrorFormat::Gemini),
+            ],
+        )?
+        .unwrap_or(ErrorFormat::Auto);
     if let Some(status) = o.opt_u64("status")? {
         if !(400..=599).contains(&status) {
             return Err(ConfigError::new("response.status", format!("{status} is not a 4xx or 5xx status")));
@@ -707,10 +743,11 @@ fn parse_response(v: Option<&Value>) -> Result<ResponseConfig, ConfigError> {
                 "ietf" => HeaderFormat::Ietf,
                 "x-ratelimit" => HeaderFormat::XRateLimit,
                 "openai" => HeaderFormat::OpenAi,
+                "anthropic" => HeaderFormat::Anthropic,
                 _ => {
                     return Err(ConfigError::new(
                         &index_path("response.headers", i),
-                        format!("{h:?} is not one of: ietf, x-ratelimit, openai"),
+                        format!("{h:?} is not one of: ietf, x-ratelimit, openai, anthropic"),
                     ))
                 }
             };

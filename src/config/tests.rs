@@ -61,8 +61,8 @@ fn the_contract_example_parses_with_every_field() {
 fn empty_config_has_the_documented_defaults() {
     let c = Config::parse(b"").unwrap();
     assert!(c.enabled && c.rules.is_empty());
-    assert_eq!(c.api_key.headers, vec!["authorization", "x-api-key", "api-key"]);
-    assert_eq!(c.api_key.query.as_deref(), Some("api_key"));
+    assert_eq!(c.api_key.headers, vec!["authorization", "x-api-key", "api-key", "x-goog-api-key"]);
+    assert_eq!(c.api_key.query, vec!["api_key", "key"]);
     assert_eq!(c.response.status, 429);
     assert_eq!(c.slots.capacity, DEFAULT_SLOT_CAPACITY);
     let c = Config::from_value(&rule(json!({}))).unwrap();
@@ -105,7 +105,7 @@ fn errors_name_the_field_path_and_reason() {
     assert_eq!(err(json!({"response": {"status": 200}})), "response.status: 200 is not a 4xx or 5xx status");
     assert_eq!(
         err(json!({"response": {"headers": ["ietf", "x"]}})),
-        "response.headers[1]: \"x\" is not one of: ietf, x-ratelimit, openai"
+        "response.headers[1]: \"x\" is not one of: ietf, x-ratelimit, openai, anthropic"
     );
     assert_eq!(err(json!({"exempt_paths": ["healthz"]})), "exempt_paths[0]: must start with /");
     assert_eq!(err(json!({"rules": {}})), "rules: expected an array, got an object");

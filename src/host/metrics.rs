@@ -97,7 +97,7 @@ impl Metrics {
         for o in outcomes {
             let m = match o.status {
                 RuleStatus::Allowed | RuleStatus::Unlimited => RuleMetric::Allowed,
-                RuleStatus::Denied | RuleStatus::MissingKey => RuleMetric::Denied,
+                RuleStatus::Denied | RuleStatus::MissingKey | RuleStatus::UnknownModel => RuleMetric::Denied,
                 RuleStatus::ShadowDenied => RuleMetric::ShadowDenied,
                 RuleStatus::Degraded => RuleMetric::Degraded,
                 RuleStatus::Throttled => RuleMetric::Throttled,

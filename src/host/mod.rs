@@ -11,7 +11,7 @@ mod shared_data;
 mod store_call;
 
 use crate::config::Config;
-use crate::limiter::{Evaluation, Limiter, Reply, Reservation};
+use crate::limiter::{BodyPlan, Evaluation, Limiter, Reply, Reservation};
 use crate::llm::{self, SseUsageParser, Usage};
 use crate::metrics::ProxyMetric;
 use crate::request::Request;
@@ -35,11 +35,6 @@ struct Active {
     limiter: Limiter,
     metrics: Metrics,
     held: SharedQueue,
-    /// Requests paused for their body. If the host never delivers it (Envoy without
-    /// `allow_on_headers_stop_iteration`, e.g. Istio's WasmPlugin), the tick lets them go on
-    /// after `BODY_RESCUE` and the decision is taken when the body streams through.
-    awaiting_body: SharedQueue,
-    body_rescue_warned: std::cell::Cell<bool>,
     /// This worker's circuit breaker for store calls.
     breaker: RefCell<crate::global::Breaker>,
     /// Corrections for global counters (settled tokens, released slots), sent by the tick.
@@ -56,8 +51,6 @@ struct TollgateRoot {
 
 /// How often held requests are checked for release and metrics are flushed.
 const TICK: std::time::Duration = std::time::Duration::from_millis(10);
-/// How long a request paused for its body waits for the host to deliver it.
-const BODY_RESCUE_NS: u64 = 500_000_000;
 
 impl Context for TollgateRoot {
     fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body_size: usize, _trailers: usize) {
@@ -103,15 +96,12 @@ impl RootContext for TollgateRoot {
             log::info!("disabled by configuration (\"enabled\": false): every request passes");
         }
         let held = HeldQueue::new(limiter.config.throttle_queue as usize);
-        let awaiting_body = HeldQueue::new(usize::MAX);
         // The tick releases held requests, runs store work and flushes metrics.
         let _ = hostcalls::set_tick_period(TICK);
         self.active = Some(Rc::new(Active {
             limiter,
             metrics,
             held,
-            awaiting_body,
-            body_rescue_warned: std::cell::Cell::new(false),
             breaker: RefCell::new(Default::default()),
             store_adjustments: RefCell::new(Vec::new()),
             overrides: RefCell::new(Rc::new(Default::default())),
@@ -125,13 +115,6 @@ impl RootContext for TollgateRoot {
         let waits = active.held.borrow_mut().release_due(now_nanos());
         for wait in waits {
             active.metrics.released(wait);
-        }
-        let rescued = active.awaiting_body.borrow_mut().release_due(now_nanos());
-        if !rescued.is_empty() && !active.body_rescue_warned.replace(true) {
-            log::warn!(
-                "request bodies are not delivered while headers are paused: set allow_on_headers_stop_iteration: true \
-                 in the Wasm filter config (Envoy >= 1.35); until then body-based rules decide after the headers went upstream"
-            );
         }
         if active.limiter.has_batched() {
             self.flusher.tick(active, now_nanos());
@@ -174,8 +157,10 @@ struct TollgateFilter {
     context_id: u32,
     /// Held by a throttle rule (until the root context resumes it).
     held: bool,
-    /// Kept only while the body is being buffered.
+    /// Kept only while the body is being buffered for the decision.
     request_headers: Vec<(String, String)>,
+    /// The shape of this request's error bodies (for answers decided after the store's).
+    shape: crate::response::Shape,
     /// Rate-limit headers to add to the upstream's response.
     response_headers: Vec<(&'static str, String)>,
     /// Charges to settle when the stream ends.
@@ -212,6 +197,24 @@ fn pseudo<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
 }
 
+/// The core's view of a request.
+fn request_view<'a>(
+    headers: &'a [(String, String)],
+    peer: Option<&'a str>,
+    body: Option<&'a serde_json::Value>,
+) -> Request<'a> {
+    Request { method: pseudo(headers, ":method"), path: pseudo(headers, ":path"), headers, peer, body }
+}
+
+/// The peer address, when a rule or an override needs it.
+fn peer_address(active: &Active, overrides: &crate::overrides::Overrides) -> Option<String> {
+    let needed = active.limiter.needs_ip || overrides.has_ips() || active.limiter.static_overrides.has_ips();
+    if !needed {
+        return None;
+    }
+    hostcalls::get_property(vec!["source", "address"]).ok().flatten().and_then(|b| String::from_utf8(b).ok())
+}
+
 fn now_nanos() -> u64 {
     hostcalls::get_current_time()
         .ok()
@@ -230,22 +233,13 @@ impl TollgateFilter {
         body_size: usize,
     ) -> Action {
         let overrides = active.overrides.borrow().clone();
-        let peer = if active.limiter.needs_ip || overrides.has_ips() || active.limiter.static_overrides.has_ips() {
-            hostcalls::get_property(vec!["source", "address"]).ok().flatten().and_then(|b| String::from_utf8(b).ok())
-        } else {
-            None
-        };
-        let req = Request {
-            method: pseudo(headers, ":method"),
-            path: pseudo(headers, ":path"),
-            headers,
-            peer: peer.as_deref(),
-            body,
-        };
+        let peer = peer_address(active, &overrides);
+        let req = request_view(headers, peer.as_deref(), body);
         let now = now_nanos();
         let can_hold = active.held.borrow().has_room();
         let eval = active.limiter.evaluate(&HostSharedData, &req, now, can_hold, &overrides);
         active.metrics.record(&eval);
+        self.shape = eval.shape;
         let debug = active.limiter.config.debug.then(|| self.debug(active, &req, &eval));
         if matches!(eval.reply, Reply::Continue { .. }) {
             self.rewrite_request(active, &req, &eval, body_size);
@@ -283,6 +277,34 @@ impl TollgateFilter {
                 Action::Pause
             }
         }
+    }
+
+    /// Before the body: answer now when the rules that need only the headers deny, and send
+    /// a degrade's marker header with the headers. None: wait for the body.
+    fn precheck(&mut self, active: &Active, headers: &[(String, String)]) -> Option<Action> {
+        let overrides = active.overrides.borrow().clone();
+        let peer = peer_address(active, &overrides);
+        let req = request_view(headers, peer.as_deref(), None);
+        let can_hold = active.held.borrow().has_room();
+        let eval = active.limiter.precheck(&HostSharedData, &req, now_nanos(), can_hold, &overrides)?;
+        if matches!(eval.reply, Reply::Deny { .. }) {
+            active.metrics.record(&eval);
+            let debug = active.limiter.config.debug.then(|| self.debug(active, &req, &eval));
+            if let Reply::Deny { status, mut headers, body } = eval.reply {
+                headers.extend(debug.map(|d| ("x-tollgate-rules", d)));
+                let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                if ffi::send_response(status, &pairs, body.as_bytes()) {
+                    return Some(Action::Pause);
+                }
+                log::warn!("cannot send the local reply (status {status})");
+            }
+            return None;
+        }
+        let rule = eval.degraded_by.and_then(|i| active.limiter.config.rules.get(i));
+        if let Some((rule, name)) = rule.and_then(|r| Some((r, r.degrade.as_ref()?.add_header.as_ref()?))) {
+            ffi::set_header(MapType::HttpRequestHeaders, name, Some(&rule.name));
+        }
+        None
     }
 
     /// Degrade (model rewrite, marker header) and ask OpenAI-style streams for usage.
@@ -378,21 +400,39 @@ impl HttpContext for TollgateFilter {
         if active.limiter.is_idle() {
             return Action::Continue; // nothing to limit: not even the headers are read
         }
-        let headers = request_headers();
+        let mut headers = request_headers();
         if active.limiter.is_exempt(pseudo(&headers, ":path")) {
             return Action::Continue;
         }
-        if active.limiter.counts_usage {
+        let plan = if end_of_stream {
+            BodyPlan::default()
+        } else {
+            active.limiter.body_plan(&request_view(&headers, None, None))
+        };
+        if !plan.buffer {
+            return self.decide(&active, &headers, None, 0);
+        }
+        // A rule that reads the body may apply: rules that need only the headers may deny now,
+        // before the upstream sees anything; the decision follows the body.
+        if let Some(action) = self.precheck(&active, &headers) {
+            return action;
+        }
+        if plan.reads_usage {
             // Usage is read from the response body: ask for it uncompressed.
             ffi::set_header(MapType::HttpRequestHeaders, "accept-encoding", None);
         }
-        if active.limiter.needs_body && !end_of_stream {
-            // Wait for the body: a rule needs a field of it (a body key, the model, max_tokens).
-            self.request_headers = headers;
-            active.awaiting_body.borrow_mut().hold(self.context_id, now_nanos(), BODY_RESCUE_NS);
-            return Action::Pause;
+        let hold = active.limiter.config.hold_headers;
+        if plan.may_rewrite && !hold && ffi::set_header(MapType::HttpRequestHeaders, "content-length", None) {
+            // The headers go on before the body is read: without a length the upstream gets
+            // the body chunked, so a rewrite may change its size.
+            headers.retain(|(k, _)| k != "content-length");
         }
-        self.decide(&active, &headers, None, 0)
+        self.request_headers = headers;
+        if hold {
+            Action::Pause // allow_on_headers_stop_iteration: the body still comes
+        } else {
+            Action::Continue
+        }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -400,10 +440,9 @@ impl HttpContext for TollgateFilter {
         if self.request_headers.is_empty() {
             return Action::Continue;
         }
-        active.awaiting_body.borrow_mut().forget(self.context_id);
         let cap = active.limiter.config.max_body_bytes as usize;
         if !end_of_stream && body_size <= cap {
-            return Action::Pause;
+            return Action::Pause; // Envoy buffers until the end of the body
         }
         let headers = std::mem::take(&mut self.request_headers);
         let body = if body_size <= cap {
@@ -468,7 +507,6 @@ impl HttpContext for TollgateFilter {
     fn on_log(&mut self) {
         // Every stream ends here, however it ended (complete, reset, abort, timeout).
         let Some(active) = self.active.clone() else { return };
-        active.awaiting_body.borrow_mut().forget(self.context_id);
         if self.held && active.held.borrow_mut().forget(self.context_id) {
             // The client left while held: free its place and give back its charges.
             active.metrics.abandoned();

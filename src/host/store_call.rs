@@ -175,10 +175,10 @@ impl TollgateFilter {
             }
             Fallback::Unavailable => {
                 self.refund_all(active);
-                let body =
-                    crate::response::error_body("Rate limit store unavailable", "requests", "store_unavailable", "");
-                let headers = vec![("content-type", "application/json")];
-                super::ffi::send_response(503, &headers, body.as_bytes());
+                if let Reply::Deny { status, headers, body } = active.limiter.store_unavailable(self.shape) {
+                    let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    super::ffi::send_response(status, &pairs, body.as_bytes());
+                }
                 Next::Replied
             }
         }
@@ -197,7 +197,7 @@ impl TollgateFilter {
         checks: &[GlobalCheck],
         decisions: &[Decision],
     ) -> Next {
-        let (reply, outcomes) = active.limiter.conclude_global(local, checks, decisions);
+        let (reply, outcomes) = active.limiter.conclude_global(local, checks, decisions, self.shape, now_nanos());
         active.metrics.record_outcomes(&outcomes);
         match reply {
             Reply::Continue { headers } => {

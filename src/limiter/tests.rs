@@ -248,3 +248,150 @@ fn x_ratelimit_compares_shares_across_units() {
     assert_eq!(header(&e.reply, "x-ratelimit-remaining"), Some("6000"));
     assert_eq!(header(&e.reply, "x-ratelimit-limit"), Some("10000"));
 }
+
+#[test]
+fn every_sdk_key_source_is_one_counter_by_default() {
+    let f = fixture(json!({"rules": [per_key(5)]}));
+    for (path, hs) in [
+        ("/", vec![("authorization", "Bearer sk-g")]),
+        ("/", vec![("x-api-key", "sk-g")]),
+        ("/", vec![("api-key", "sk-g")]),
+        ("/v1beta/models/m:generateContent", vec![("x-goog-api-key", "sk-g")]),
+        ("/v1beta/models/m:generateContent?key=sk-g", vec![]),
+    ] {
+        assert_eq!(f.status(path, &hs), 200, "{path} {hs:?}");
+    }
+    assert_eq!(f.status("/?api_key=sk-g", &[]), 429, "the sixth request of the same key");
+    assert_eq!(f.status("/?key=sk-other", &[]), 200, "another Gemini key has its own counter");
+}
+
+fn denial_body(config: serde_json::Value, path: &str) -> serde_json::Value {
+    let f = fixture(config);
+    f.eval("POST", path, &[("x-api-key", "sk-1")], "1.2.3.4:1");
+    match f.eval("POST", path, &[("x-api-key", "sk-1")], "1.2.3.4:1").reply {
+        Reply::Deny { body, .. } => serde_json::from_str(&body).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn denials_take_the_shape_of_the_provider_the_client_called() {
+    let config = json!({"rules": [per_key(1)]});
+    let openai = denial_body(config.clone(), "/v1/chat/completions");
+    assert_eq!(openai["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(openai["error"]["type"], "requests");
+    assert_eq!(openai["error"]["rule"], "per-key");
+    let anthropic = denial_body(config.clone(), "/v1/messages?beta=true");
+    assert_eq!(anthropic["type"], "error");
+    assert_eq!(anthropic["error"]["type"], "rate_limit_error");
+    assert_eq!(anthropic["error"]["rule"], "per-key");
+    assert!(anthropic["error"]["message"].as_str().unwrap().starts_with("Rate limit exceeded"));
+    for method in ["generateContent", "streamGenerateContent"] {
+        let gemini = denial_body(config.clone(), &format!("/v1beta/models/gemini-2.0-flash:{method}?alt=sse"));
+        assert_eq!(gemini["error"]["code"], 429);
+        assert_eq!(gemini["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(gemini["error"]["details"][0]["metadata"]["rule"], "per-key");
+        assert_eq!(gemini["error"]["details"][1]["retryDelay"], "40s", "T0 is 40 s before the window ends");
+    }
+    // A forced format applies to every path.
+    let forced = json!({"response": {"format": "anthropic"}, "rules": [per_key(1)]});
+    assert_eq!(denial_body(forced, "/v1/chat/completions")["error"]["type"], "rate_limit_error");
+    let forced = json!({"response": {"format": "openai"}, "rules": [per_key(1)]});
+    assert_eq!(denial_body(forced, "/v1/messages")["error"]["type"], "requests");
+}
+
+#[test]
+fn refusals_take_the_shape_too_and_an_unknown_model_is_its_own_status() {
+    let f = fixture(json!({"llm": {"prices": {"gpt-4o": {"input_per_mtok": 1, "output_per_mtok": 1}}},
+        "rules": [{"name": "budget", "unit": "cost_usd", "algorithm": "fixed_window", "limit": 1, "window": "1d"}]}));
+    let hs = headers(&[]);
+    let body = json!({"model": "mystery", "max_tokens": 1});
+    let req = Request { method: "POST", path: "/v1/messages", headers: &hs, peer: None, body: Some(&body) };
+    let eval = f.limiter.evaluate(&f.store, &req, T0, true, &Overrides::default());
+    assert_eq!(eval.rules[0].status, RuleStatus::UnknownModel);
+    match eval.reply {
+        Reply::Deny { status: 400, body, .. } => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["error"]["type"], "invalid_request_error");
+            assert_eq!(v["error"]["code"], "unknown_model");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn anthropic_headers_describe_each_unit_with_rfc3339_resets() {
+    let f = fixture(json!({"response": {"headers": ["anthropic"]}, "rules": [per_key(10)]}));
+    let eval = f.eval("POST", "/v1/messages", &[("x-api-key", "sk-1")], "1.2.3.4:1");
+    assert_eq!(header(&eval.reply, "anthropic-ratelimit-requests-limit"), Some("10"));
+    assert_eq!(header(&eval.reply, "anthropic-ratelimit-requests-remaining"), Some("9"));
+    // T0 = 2023-11-14T22:13:20Z; the 1-minute window ends at 22:14:00.
+    assert_eq!(header(&eval.reply, "anthropic-ratelimit-requests-reset"), Some("2023-11-14T22:14:00Z"));
+    assert_eq!(header(&eval.reply, "anthropic-ratelimit-tokens-limit"), None, "no token rule applied");
+}
+
+fn llm_rules() -> serde_json::Value {
+    json!({"rules": [
+        per_key(1),
+        {"name": "tpm", "key": ["api_key"], "unit": "tokens", "algorithm": "fixed_window", "limit": 1000,
+         "window": "1m", "match": {"path_prefix": "/v1/chat/"}},
+        {"name": "by-user", "key": ["body:/user"], "algorithm": "fixed_window", "limit": 5, "window": "1m",
+         "match": {"methods": ["PUT"]}},
+    ]})
+}
+
+#[test]
+fn only_requests_a_body_rule_can_match_are_buffered() {
+    let f = fixture(llm_rules());
+    let hs = headers(&[]);
+    let plan = |method, path| f.limiter.body_plan(&Request { method, path, headers: &hs, peer: None, body: None });
+    let chat = plan("POST", "/v1/chat/completions");
+    assert_eq!(chat, BodyPlan { buffer: true, reads_usage: true, may_rewrite: true });
+    assert_eq!(plan("PUT", "/v1/users"), BodyPlan { buffer: true, reads_usage: false, may_rewrite: false });
+    assert_eq!(plan("POST", "/v1/files"), BodyPlan::default(), "no body rule matches this route and method");
+    let no_usage = fixture(json!({"llm": {"include_usage": false}, "rules": [llm_rules()["rules"][1]]}));
+    let plan = no_usage.limiter.body_plan(&Request {
+        method: "POST",
+        path: "/v1/chat/completions",
+        headers: &hs,
+        peer: None,
+        body: None,
+    });
+    assert!(plan.buffer && !plan.may_rewrite, "without include_usage the body is left as it is");
+}
+
+#[test]
+fn the_precheck_denies_on_header_rules_and_charges_nothing() {
+    let f = fixture(llm_rules());
+    let hs = headers(&[("x-api-key", "sk-p")]);
+    let req = Request { method: "POST", path: "/v1/chat/completions", headers: &hs, peer: None, body: None };
+    let none = Overrides::default();
+    assert!(f.limiter.precheck(&f.store, &req, T0, true, &none).is_none(), "nothing denies yet");
+    assert!(f.limiter.precheck(&f.store, &req, T0, true, &none).is_none(), "and the precheck charged nothing");
+    let body = json!({"model": "gpt-4o", "max_tokens": 10});
+    let with_body = Request { body: Some(&body), ..req };
+    assert!(matches!(f.limiter.evaluate(&f.store, &with_body, T0, true, &none).reply, Reply::Continue { .. }));
+    let denied = f.limiter.precheck(&f.store, &req, T0, true, &none).expect("the per-key rule is spent");
+    match denied.reply {
+        Reply::Deny { status: 429, body, .. } => assert!(body.contains("\"rule\":\"per-key\"")),
+        other => panic!("{other:?}"),
+    }
+    let names: Vec<&str> = denied.rules.iter().map(|o| f.limiter.config.rules[o.rule].name.as_str()).collect();
+    assert_eq!(names, ["per-key"], "body rules are left to the decision");
+}
+
+#[test]
+fn the_precheck_reports_a_degrade_so_its_marker_goes_with_the_headers() {
+    let f = fixture(json!({"rules": [{"name": "premium", "key": ["api_key"], "algorithm": "fixed_window",
+        "limit": 1, "window": "1h", "strategy": "degrade",
+        "degrade": {"set_model": "gpt-4o-mini", "add_header": "x-degraded"}}]}));
+    let hs = headers(&[("x-api-key", "sk-d")]);
+    let req = Request { method: "POST", path: "/v1/chat/completions", headers: &hs, peer: None, body: None };
+    let none = Overrides::default();
+    assert!(f.limiter.body_plan(&req).may_rewrite);
+    assert!(f.limiter.precheck(&f.store, &req, T0, true, &none).is_none());
+    f.limiter.evaluate(&f.store, &req, T0, true, &none);
+    let eval = f.limiter.precheck(&f.store, &req, T0, true, &none).expect("over its limit: degraded");
+    assert_eq!(eval.degraded_by, Some(0));
+    assert!(matches!(eval.reply, Reply::Continue { .. }));
+}

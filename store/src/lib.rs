@@ -25,7 +25,7 @@ pub mod overrides;
 pub mod server;
 pub mod stats;
 pub mod sync;
-pub mod timefmt;
+pub use tollgate::timefmt;
 
 #[cfg(test)]
 mod parity_tests;

@@ -1,4 +1,4 @@
-//! Times of the admin API: RFC 3339 in UTC (`2025-01-31T12:00:00.250Z`) to and from
+//! Times in RFC 3339 in UTC (`2025-01-31T12:00:00.250Z`) to and from
 //! milliseconds since the epoch, without a date crate (civil-date arithmetic after
 //! H. Hinnant's `days_from_civil`).
 
@@ -48,6 +48,13 @@ pub fn format_ms(ms: u64) -> String {
     let in_day = ms % MS_PER_DAY;
     let (h, mi, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+}
+
+/// `2025-01-31T12:00:00Z`: whole seconds, UTC (Anthropic's reset headers).
+pub fn format_secs(secs: u64) -> String {
+    let mut text = format_ms(secs.saturating_mul(1000));
+    text.replace_range(19.., "Z");
+    text
 }
 
 /// Parse an RFC 3339 date-time (`T` or space between date and time, optional fraction, `Z` or
@@ -114,7 +121,7 @@ pub fn parse_time_or_ago(text: &str, now_ms: u64) -> Option<u64> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse::<u64>().ok().filter(|ms| *ms <= MAX_MS);
     }
-    let ago = tollgate::duration::Duration::parse(text)?;
+    let ago = crate::duration::Duration::parse(text)?;
     Some(now_ms.saturating_sub(ago.as_millis()))
 }
 
@@ -126,6 +133,8 @@ mod tests {
     #[test]
     fn round_trips_and_known_dates() {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_secs(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_secs(u64::MAX), "9999-12-31T23:59:59Z");
         assert_eq!(format_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Some(1_700_000_000_123));
