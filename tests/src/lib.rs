@@ -120,6 +120,53 @@ impl MockLlm {
     }
 }
 
+/// How Envoy runs the filter. Users run both: plain Envoy can set
+/// `allow_on_headers_stop_iteration`, an Istio `WasmPlugin` cannot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvoyMode {
+    /// Without the flag (what a WasmPlugin gives Envoy): a request whose rules read the body
+    /// sends its headers upstream first.
+    WasmPlugin,
+    /// `allow_on_headers_stop_iteration: true` in the Envoy config and `"hold_headers": true`
+    /// in Tollgate's: the headers wait for the decision.
+    StopIteration,
+}
+
+impl EnvoyMode {
+    pub const BOTH: [EnvoyMode; 2] = [EnvoyMode::WasmPlugin, EnvoyMode::StopIteration];
+
+    /// `TOLLGATE_ENVOY_MODE=stop_iteration|wasmplugin` (default `wasmplugin`): the mode of
+    /// tests that do not run both.
+    pub fn from_env() -> EnvoyMode {
+        match std::env::var("TOLLGATE_ENVOY_MODE").as_deref() {
+            Ok("stop_iteration") => EnvoyMode::StopIteration,
+            Ok("wasmplugin") | Err(_) => EnvoyMode::WasmPlugin,
+            Ok(other) => panic!("TOLLGATE_ENVOY_MODE={other:?}: use stop_iteration or wasmplugin"),
+        }
+    }
+
+    /// The value of the Envoy flag.
+    pub fn stop_iteration(self) -> bool {
+        self == EnvoyMode::StopIteration
+    }
+
+    /// The plugin configuration for this mode: with the Envoy flag, `hold_headers` is set
+    /// (unless the configuration says otherwise, or is not a JSON object).
+    pub fn plugin_config(self, config: &str) -> String {
+        if !self.stop_iteration() {
+            return config.to_string();
+        }
+        let text = if config.trim().is_empty() { "{}" } else { config };
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(mut map)) => {
+                map.entry("hold_headers").or_insert(serde_json::Value::Bool(true));
+                serde_json::Value::Object(map).to_string()
+            }
+            _ => config.to_string(),
+        }
+    }
+}
+
 /// How to start an Envoy.
 pub struct EnvoyOptions {
     /// A template under envoy/ with `${NAME}` placeholders.
@@ -129,6 +176,7 @@ pub struct EnvoyOptions {
     /// Extra placeholder values (UPSTREAM_PORT, STORE_PORT, ...).
     pub vars: Vec<(String, String)>,
     pub concurrency: u32,
+    pub mode: EnvoyMode,
 }
 
 impl EnvoyOptions {
@@ -138,7 +186,12 @@ impl EnvoyOptions {
             plugin_config: plugin_config.to_string(),
             vars: vec![("UPSTREAM_PORT".into(), upstream_port.to_string())],
             concurrency: 2,
+            mode: EnvoyMode::from_env(),
         }
+    }
+
+    pub fn in_mode(self, mode: EnvoyMode) -> EnvoyOptions {
+        EnvoyOptions { mode, ..self }
     }
 }
 
@@ -180,13 +233,20 @@ impl Envoy {
         Envoy::start(EnvoyOptions::standalone(plugin_config, upstream_port))
     }
 
+    /// The same, in a given mode.
+    pub fn standalone_in(mode: EnvoyMode, plugin_config: &str, upstream_port: u16) -> Envoy {
+        Envoy::start(EnvoyOptions::standalone(plugin_config, upstream_port).in_mode(mode))
+    }
+
     pub fn try_start(opts: EnvoyOptions) -> Result<Envoy, EnvoyFailed> {
         let dir = TempDir::new("envoy");
         let template =
             std::fs::read_to_string(&opts.template).unwrap_or_else(|e| panic!("read {}: {e}", opts.template.display()));
         let mut vars = opts.vars.clone();
         vars.push(("WASM".into(), wasm_path().display().to_string()));
-        vars.push(("PLUGIN_CONFIG".into(), serde_json::to_string(&opts.plugin_config).unwrap()));
+        let plugin_config = opts.mode.plugin_config(&opts.plugin_config);
+        vars.push(("PLUGIN_CONFIG".into(), serde_json::to_string(&plugin_config).unwrap()));
+        vars.push(("STOP_ITERATION".into(), opts.mode.stop_iteration().to_string()));
         let config_path = dir.0.join("envoy.yaml");
         std::fs::write(&config_path, render(&template, &vars)).unwrap();
         let admin_path = dir.0.join("admin.txt");

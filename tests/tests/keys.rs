@@ -121,41 +121,16 @@ fn usage_from_a_configured_response_header() {
 }
 
 #[test]
-fn body_rules_still_work_where_envoy_cannot_pause_headers_for_the_body() {
-    // Istio's WasmPlugin cannot set allow_on_headers_stop_iteration: the body then never
-    // arrives while headers are paused. Tollgate lets the request go on after 500 ms and
-    // decides when the body streams through.
-    let llm = MockLlm::start();
-    let dir = tollgate_e2e::TempDir::new("no-stop-iteration");
-    let template = tollgate_e2e::read("envoy/standalone.yaml").replace("allow_on_headers_stop_iteration: true", "");
-    let path = dir.0.join("envoy.yaml");
-    std::fs::write(&path, template).unwrap();
-    let mut opts = tollgate_e2e::EnvoyOptions::standalone(&one_per_key(&["body:/user"], json!({})), llm.port);
-    opts.template = path;
-    let envoy = Envoy::start(opts);
-    let post = || Request::post(&envoy.url("/v1/jobs"), r#"{"user": "u1"}"#).send().unwrap();
-    let start = std::time::Instant::now();
-    assert_eq!(post().status, 200);
-    assert!(start.elapsed() < std::time::Duration::from_secs(3), "not hung: {:?}", start.elapsed());
-    assert_eq!(post().status, 429, "the body key still limits");
-    assert!(envoy.log().contains("set allow_on_headers_stop_iteration: true"), "the log says what to fix");
-}
-
-#[test]
 fn header_changes_refused_after_the_headers_left_never_kill_the_worker() {
-    // Without stop-iteration, a degrade rule's header and body rewrite come after the headers
-    // went upstream; the host refuses them and the filter must carry on (a panic would make the
-    // worker answer 503 to everything).
+    // Without stop-iteration, a degrade rule's header change comes after the headers went
+    // upstream when only the body tells; the host refuses it and the filter must carry on (a
+    // panic would make the worker answer 503 to everything).
     let llm = MockLlm::start();
-    let dir = tollgate_e2e::TempDir::new("no-stop-iteration-degrade");
-    let template = tollgate_e2e::read("envoy/standalone.yaml").replace("allow_on_headers_stop_iteration: true", "");
-    let path = dir.0.join("envoy.yaml");
-    std::fs::write(&path, template).unwrap();
-    let config = json!({"rules": [{"name": "d", "match": {"path_prefix": "/d/"}, "algorithm": "fixed_window",
-        "limit": 1, "window": "1m", "strategy": "degrade",
+    let config = json!({"rules": [{"name": "d", "match": {"path_prefix": "/d/", "models": ["big"]},
+        "algorithm": "fixed_window", "limit": 1, "window": "1m", "strategy": "degrade",
         "degrade": {"set_model": "small", "add_header": "x-degraded"}}]});
-    let mut opts = tollgate_e2e::EnvoyOptions::standalone(&config.to_string(), llm.port);
-    opts.template = path;
+    let mut opts = tollgate_e2e::EnvoyOptions::standalone(&config.to_string(), llm.port)
+        .in_mode(tollgate_e2e::EnvoyMode::WasmPlugin);
     opts.concurrency = 1;
     let envoy = Envoy::start(opts);
     for i in 0..3 {

@@ -1,6 +1,7 @@
 //! LLM limits through the real Envoy and the mock LLM: tokens reserved then settled with the
 //! usage the upstream reported (JSON and SSE, split anywhere), dollar budgets, concurrency
-//! released however a stream ends, and degrade.
+//! released however a stream ends, and degrade; each in both Envoy modes (with and without
+//! `allow_on_headers_stop_iteration`).
 
 use serde_json::json;
 use std::io::{Read, Write};
@@ -8,7 +9,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tollgate_e2e::http::{Request, Response};
-use tollgate_e2e::{Envoy, MockLlm};
+use tollgate_e2e::{Envoy, EnvoyMode, MockLlm};
 
 fn chat(envoy: &Envoy, key: &str, max_tokens: u64, prompt_tokens: u64) -> Response {
     let body = json!({"model": "gpt-4o", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]});
@@ -35,8 +36,14 @@ fn settle_pause() {
 
 #[test]
 fn a_tokens_per_minute_rule_admits_ten_100_token_responses_and_denies_the_eleventh() {
+    for mode in EnvoyMode::BOTH {
+        a_tokens_per_minute_rule_admits_ten_100_token_responses_and_denies_the_eleventh_in(mode);
+    }
+}
+
+fn a_tokens_per_minute_rule_admits_ten_100_token_responses_and_denies_the_eleventh_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&tpm(1000), llm.port);
+    let envoy = Envoy::standalone_in(mode, &tpm(1000), llm.port);
     for i in 0..10 {
         let r = chat(&envoy, "sk-t", 100, 0);
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
@@ -53,8 +60,14 @@ fn a_tokens_per_minute_rule_admits_ten_100_token_responses_and_denies_the_eleven
 
 #[test]
 fn the_real_usage_replaces_the_reservation() {
+    for mode in EnvoyMode::BOTH {
+        the_real_usage_replaces_the_reservation_in(mode);
+    }
+}
+
+fn the_real_usage_replaces_the_reservation_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&tpm(10_000), llm.port);
+    let envoy = Envoy::standalone_in(mode, &tpm(10_000), llm.port);
     // Reserve 500, use 30 + 20 = 50.
     let body = json!({"model": "gpt-4o", "max_tokens": 500, "messages": []});
     let r = Request::post(&envoy.url("/v1/chat/completions"), &body.to_string())
@@ -71,8 +84,14 @@ fn the_real_usage_replaces_the_reservation() {
 
 #[test]
 fn concurrent_requests_cannot_all_slip_under_the_limit() {
+    for mode in EnvoyMode::BOTH {
+        concurrent_requests_cannot_all_slip_under_the_limit_in(mode);
+    }
+}
+
+fn concurrent_requests_cannot_all_slip_under_the_limit_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&tpm(1000), llm.port);
+    let envoy = Envoy::standalone_in(mode, &tpm(1000), llm.port);
     let ok = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..20 {
@@ -93,9 +112,9 @@ fn concurrent_requests_cannot_all_slip_under_the_limit() {
     assert!((9..=10).contains(&ok), "admitted {ok} of 20 with max_tokens 100 against 1000 TPM");
 }
 
-fn stream_usage_is_charged_exactly(path: &str, body: serde_json::Value, split: Option<usize>) {
+fn stream_usage_is_charged_exactly(mode: EnvoyMode, path: &str, body: serde_json::Value, split: Option<usize>) {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&tpm(100_000), llm.port);
+    let envoy = Envoy::standalone_in(mode, &tpm(100_000), llm.port);
     let mut req = Request::post(&envoy.url(path), &body.to_string())
         .header("x-api-key", "sk-s")
         .header("x-mock-prompt-tokens", "37")
@@ -117,30 +136,48 @@ fn stream_usage_is_charged_exactly(path: &str, body: serde_json::Value, split: O
 
 #[test]
 fn streamed_openai_usage_is_charged_exactly_even_split_mid_line() {
+    for mode in EnvoyMode::BOTH {
+        streamed_openai_usage_is_charged_exactly_even_split_mid_line_in(mode);
+    }
+}
+
+fn streamed_openai_usage_is_charged_exactly_even_split_mid_line_in(mode: EnvoyMode) {
     // No include_usage in the request: Tollgate asks for it.
     let body = json!({"model": "gpt-4o", "max_tokens": 500, "stream": true, "messages": []});
     for split in [None, Some(1), Some(7), Some(64)] {
-        stream_usage_is_charged_exactly("/v1/chat/completions", body.clone(), split);
+        stream_usage_is_charged_exactly(mode, "/v1/chat/completions", body.clone(), split);
     }
 }
 
 #[test]
 fn streamed_anthropic_usage_is_charged_exactly_even_split_mid_line() {
+    for mode in EnvoyMode::BOTH {
+        streamed_anthropic_usage_is_charged_exactly_even_split_mid_line_in(mode);
+    }
+}
+
+fn streamed_anthropic_usage_is_charged_exactly_even_split_mid_line_in(mode: EnvoyMode) {
     let body = json!({"model": "claude", "max_tokens": 500, "stream": true, "messages": []});
     for split in [None, Some(3), Some(50)] {
-        stream_usage_is_charged_exactly("/v1/messages", body.clone(), split);
+        stream_usage_is_charged_exactly(mode, "/v1/messages", body.clone(), split);
     }
 }
 
 #[test]
 fn a_daily_dollar_budget_stops_at_the_right_request() {
+    for mode in EnvoyMode::BOTH {
+        a_daily_dollar_budget_stops_at_the_right_request_in(mode);
+    }
+}
+
+fn a_daily_dollar_budget_stops_at_the_right_request_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
     let config = json!({
         "llm": {"prices": {"gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}},
         "rules": [{"name": "budget", "key": ["api_key"], "unit": "cost_usd", "algorithm": "fixed_window",
                    "limit": 0.01, "window": "1d"}]});
     tollgate_e2e::away_from_window_edge(Duration::from_secs(86_400), Duration::from_secs(30));
-    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let envoy = Envoy::standalone_in(mode, &config.to_string(), llm.port);
     // Each request: 200 in ($0.0005) + 100 out ($0.001) = $0.0015; reserve $0.001 (max_tokens).
     // Admitted while spent + 0.001 <= 0.01: requests 1..=7 (spent 0.009 before the 7th).
     for i in 1..=7 {
@@ -158,10 +195,16 @@ fn a_daily_dollar_budget_stops_at_the_right_request() {
 
 #[test]
 fn unknown_models_are_refused_by_cost_rules_without_a_default_price() {
+    for mode in EnvoyMode::BOTH {
+        unknown_models_are_refused_by_cost_rules_without_a_default_price_in(mode);
+    }
+}
+
+fn unknown_models_are_refused_by_cost_rules_without_a_default_price_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
     let config = json!({"llm": {"prices": {"gpt-4o": {"input_per_mtok": 1, "output_per_mtok": 1}}},
         "rules": [{"name": "budget", "unit": "cost_usd", "algorithm": "fixed_window", "limit": 1, "window": "1d"}]});
-    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let envoy = Envoy::standalone_in(mode, &config.to_string(), llm.port);
     let body = json!({"model": "mystery", "max_tokens": 1, "messages": []});
     let r = Request::post(&envoy.url("/v1/chat/completions"), &body.to_string()).send().unwrap();
     assert_eq!(r.status, 400);
@@ -186,9 +229,15 @@ fn abort_mid_stream(envoy: &Envoy) {
 
 #[test]
 fn aborted_streams_release_their_concurrency_slots() {
+    for mode in EnvoyMode::BOTH {
+        aborted_streams_release_their_concurrency_slots_in(mode);
+    }
+}
+
+fn aborted_streams_release_their_concurrency_slots_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
     let config = json!({"rules": [{"name": "conc", "key": ["api_key"], "unit": "concurrent", "limit": 10}]});
-    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let envoy = Envoy::standalone_in(mode, &config.to_string(), llm.port);
     // 50 streams, at most 5 at a time, each cut by the client after its first bytes.
     std::thread::scope(|s| {
         for _ in 0..5 {
@@ -229,11 +278,17 @@ fn aborted_streams_release_their_concurrency_slots() {
 
 #[test]
 fn degrade_rewrites_the_model_the_upstream_sees() {
+    for mode in EnvoyMode::BOTH {
+        degrade_rewrites_the_model_the_upstream_sees_in(mode);
+    }
+}
+
+fn degrade_rewrites_the_model_the_upstream_sees_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
     let config = json!({"rules": [{"name": "premium", "key": ["api_key"], "match": {"path_prefix": "/v1/"},
         "algorithm": "fixed_window", "limit": 1, "window": "1h", "strategy": "degrade",
         "degrade": {"set_model": "gpt-4o-mini", "add_header": "x-tollgate-degraded"}}]});
-    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let envoy = Envoy::standalone_in(mode, &config.to_string(), llm.port);
     let send = || {
         let body = json!({"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hello"}]});
         Request::post(&envoy.url("/v1/chat/completions"), &body.to_string()).header("x-api-key", "sk-d").send().unwrap()
@@ -249,15 +304,25 @@ fn degrade_rewrites_the_model_the_upstream_sees() {
         Request::post(&envoy.url("/v1/echo"), &body.to_string()).header("x-api-key", "sk-d").send().unwrap().json();
     assert_eq!(echo["headers"]["x-tollgate-degraded"], "premium");
     assert_eq!(echo["json"]["model"], "gpt-4o-mini");
-    assert_eq!(echo["headers"]["content-length"], echo["body_bytes"].to_string());
+    match mode {
+        EnvoyMode::StopIteration => assert_eq!(echo["headers"]["content-length"], echo["body_bytes"].to_string()),
+        // The headers left before the body: the rewritten body goes chunked.
+        EnvoyMode::WasmPlugin => assert_eq!(echo["headers"]["transfer-encoding"], "chunked"),
+    }
 }
 
 #[test]
 fn per_model_rules_match_the_body_model() {
+    for mode in EnvoyMode::BOTH {
+        per_model_rules_match_the_body_model_in(mode);
+    }
+}
+
+fn per_model_rules_match_the_body_model_in(mode: EnvoyMode) {
     let llm = MockLlm::start();
     let config = json!({"rules": [{"name": "gpt4o", "key": ["api_key"], "match": {"models": ["gpt-4o"]},
         "algorithm": "fixed_window", "limit": 1, "window": "1h"}]});
-    let envoy = Envoy::standalone(&config.to_string(), llm.port);
+    let envoy = Envoy::standalone_in(mode, &config.to_string(), llm.port);
     let send = |model: &str| {
         let body = json!({"model": model, "max_tokens": 1, "messages": []});
         Request::post(&envoy.url("/v1/chat/completions"), &body.to_string())

@@ -426,6 +426,7 @@ fn rendered(path: &Path) -> String {
         let value = match name.as_str() {
             "WASM" => wasm_path().display().to_string(),
             "PLUGIN_CONFIG" => serde_json::to_string(&plugin_config_for(&text)).unwrap(),
+            "STOP_ITERATION" => "true".to_string(),
             n if n.ends_with("_PORT") => {
                 port += 1;
                 port.to_string()
@@ -487,6 +488,7 @@ fn envoy_validate_also_rejects_an_invalid_plugin_config() {
         ("UPSTREAM_PORT".to_string(), "18000".to_string()),
         ("WASM".to_string(), wasm_path().display().to_string()),
         ("PLUGIN_CONFIG".to_string(), serde_json::to_string(&bad.to_string()).unwrap()),
+        ("STOP_ITERATION".to_string(), "false".to_string()),
     ];
     let err = envoy_validate("invalid", &render(&template, &vars)).expect_err("limit 0 must be rejected");
     assert!(err.contains("rules[0].limit"), "the log should name the field:\n{err}");
@@ -693,7 +695,7 @@ fn deploy_and_monitoring_docs_link_to_files_that_exist() {
         "docker compose",
         "outbound|8080||tollgate-store.tollgate.svc.cluster.local",
         "allow_on_headers_stop_iteration",
-        "envoyfilter-stop-iteration.yaml",
+        "hold_headers",
         "scripts/oci.sh",
         "with-store.yaml",
     ] {

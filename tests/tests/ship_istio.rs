@@ -1,18 +1,18 @@
 //! examples/istio/: every pluginConfig passes the filter's own validator (`tollgatectl validate`,
 //! natively the parser Envoy runs) and `envoy --mode validate` in an Envoy config equivalent to
 //! what Istio generates; the store cluster names follow Istio's `outbound|PORT||HOST` rule for
-//! the Service of tollgate-store.yaml; and the reason for envoyfilter-stop-iteration.yaml is
-//! shown on a real Envoy: without `allow_on_headers_stop_iteration`, body rules stall requests.
+//! the Service of tollgate-store.yaml; and a WasmPlugin's rules that read the request body (LLM
+//! tokens and dollars) work on a real Envoy configured as Istio configures it, without
+//! `allow_on_headers_stop_iteration` and without any EnvoyFilter.
 //!
 //! Needs `make build` (tollgate.wasm) and `cargo build --workspace --bins`.
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
-use tollgate_e2e::{envoy_bin, repo_root, wasm_path, Envoy, EnvoyOptions, MockLlm, TempDir};
+use std::time::Duration;
+use tollgate_e2e::http::Request;
+use tollgate_e2e::{envoy_bin, repo_root, wasm_path, Envoy, EnvoyMode, EnvoyOptions, MockLlm, TempDir};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
@@ -57,12 +57,10 @@ fn kind<'a>(docs: &'a [Doc], kind: &str) -> Vec<&'a Doc> {
     docs.iter().filter(|d| d.value["kind"] == kind).collect()
 }
 
-/// A plugin configuration found in examples/istio, where it came from, and whether Envoy gets
-/// it with allow_on_headers_stop_iteration.
+/// A plugin configuration found in examples/istio and where it came from.
 struct Plugin {
     origin: String,
     config: Value,
-    stop_iteration: bool,
     /// The Wasm filter config (`config` of envoy.extensions.filters.http.wasm.v3.Wasm) Envoy gets.
     wasm: Value,
 }
@@ -81,24 +79,7 @@ fn plugins(docs: &[Doc]) -> Vec<Plugin> {
                           "code": {"local": {"filename": wasm_path().display().to_string()}}},
             "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": config.to_string()}
         });
-        out.push(Plugin { origin: d.file.clone(), config, stop_iteration: false, wasm });
-    }
-    for d in kind(docs, "EnvoyFilter") {
-        for patch in d.value["spec"]["configPatches"].as_array().unwrap() {
-            let typed = &patch["patch"]["value"]["typed_config"];
-            if patch["applyTo"] != "EXTENSION_CONFIG" || typed["@type"] != WASM_TYPE {
-                continue;
-            }
-            let mut wasm = typed["config"].clone();
-            let text = wasm["configuration"]["value"].as_str().expect("configuration.value").to_string();
-            let config: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: configuration is not JSON: {e}", d.file));
-            // istio-agent downloads the remote module and rewrites it to a local file.
-            assert!(wasm["vm_config"]["code"]["remote"]["http_uri"]["uri"].is_string(), "{}: remote code", d.file);
-            wasm["vm_config"]["code"] = json!({"local": {"filename": wasm_path().display().to_string()}});
-            let stop_iteration = wasm["allow_on_headers_stop_iteration"] == true;
-            out.push(Plugin { origin: d.file.clone(), config, stop_iteration, wasm });
-        }
+        out.push(Plugin { origin: d.file.clone(), config, wasm });
     }
     out
 }
@@ -203,18 +184,12 @@ fn every_plugin_config_passes_the_filters_validator_and_envoy() {
     let docs = istio_docs();
     let plugins = plugins(&docs);
     let origins: Vec<&str> = plugins.iter().map(|p| p.origin.as_str()).collect();
-    for file in ["wasmplugin-oci.yaml", "wasmplugin-http.yaml", "envoyfilter-stop-iteration.yaml"] {
+    for file in ["wasmplugin-oci.yaml", "wasmplugin-http.yaml"] {
         assert!(origins.contains(&file), "no plugin config found in {file} (found {origins:?})");
     }
     let (cluster, host, port) = store_service(&docs);
     let mut failures = Vec::new();
     for p in &plugins {
-        let body = body_features(&p.config);
-        assert!(
-            body.is_empty() || p.stop_iteration,
-            "{}: {body:?} need the request body, so Envoy must get allow_on_headers_stop_iteration: true",
-            p.origin
-        );
         match validate_with_filter(&p.config) {
             Ok(summary) => eprintln!("{}: {summary}", p.origin),
             Err(e) => failures.push(format!("{}: the filter rejects its pluginConfig: {e}", p.origin)),
@@ -293,7 +268,7 @@ fn store_cluster_names_follow_istios_outbound_rule() {
 }
 
 #[test]
-fn wasmplugins_and_the_envoyfilter_are_shaped_as_istio_expects() {
+fn wasmplugins_are_shaped_as_istio_expects_and_need_no_envoyfilter() {
     let docs = istio_docs();
     let wasm_plugins = kind(&docs, "WasmPlugin");
     assert_eq!(wasm_plugins.len(), 2);
@@ -315,40 +290,20 @@ fn wasmplugins_and_the_envoyfilter_are_shaped_as_istio_expects() {
         let text = std::fs::read_to_string(repo_root().join("examples/istio").join(&d.file)).unwrap();
         let comments: String = text.lines().filter(|l| l.trim_start().starts_with('#')).collect();
         assert!(comments.contains("sha256"), "{}: document the sha256 placeholder", d.file);
-        // No WasmPlugin can set allow_on_headers_stop_iteration: its rules must not need the body.
-        let body = body_features(&spec["pluginConfig"]);
-        assert!(
-            body.is_empty(),
-            "{}: rules that need the request body stall without the EnvoyFilter: {body:?}",
-            d.file
-        );
     }
 
-    let filters = kind(&docs, "EnvoyFilter");
-    assert_eq!(filters.len(), 1);
-    let ef = &filters[0].value;
-    assert_eq!(filters[0].file, "envoyfilter-stop-iteration.yaml");
-    assert!(selectors.contains(&ef["spec"]["workloadSelector"]["labels"]), "same workload as the WasmPlugins");
-    let patches = ef["spec"]["configPatches"].as_array().unwrap();
-    let ext = patches.iter().find(|p| p["applyTo"] == "EXTENSION_CONFIG").expect("EXTENSION_CONFIG patch");
-    let filter = patches.iter().find(|p| p["applyTo"] == "HTTP_FILTER").expect("HTTP_FILTER patch");
-    assert_eq!(ext["patch"]["operation"], "ADD");
-    let config = &ext["patch"]["value"]["typed_config"]["config"];
-    assert_eq!(config["allow_on_headers_stop_iteration"], true);
-    let name = &ext["patch"]["value"]["name"];
-    assert_eq!(&filter["patch"]["value"]["name"], name, "the HTTP filter must reference the extension config");
-    let discovery = &filter["patch"]["value"]["config_discovery"];
-    assert!(discovery["type_urls"].as_array().unwrap().contains(&json!(WASM_TYPE)));
-    assert_eq!(filter["patch"]["filterClass"], "AUTHZ");
-    let uri = config["vm_config"]["code"]["remote"]["http_uri"]["uri"].as_str().unwrap();
-    let oci_url = wasm_plugins.iter().find(|d| d.file == "wasmplugin-oci.yaml").unwrap().value["spec"]["url"].clone();
-    assert_eq!(uri, oci_url.as_str().unwrap(), "the EnvoyFilter pulls the same image as wasmplugin-oci.yaml");
-    let plugin: Value = serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
-    assert!(!body_features(&plugin).is_empty(), "the EnvoyFilter exists for body rules: its config should have some");
+    // Body rules need no EnvoyFilter: the OCI example limits tokens and dollars itself.
+    assert!(kind(&docs, "EnvoyFilter").is_empty(), "a WasmPlugin is all Tollgate needs");
+    let oci = wasm_plugins.iter().find(|d| d.file == "wasmplugin-oci.yaml").unwrap();
+    let body = body_features(&oci.value["spec"]["pluginConfig"]);
+    assert!(
+        body.iter().any(|b| b.contains("unit tokens")) && body.iter().any(|b| b.contains("unit cost_usd")),
+        "{body:?}"
+    );
 
     // The README explains the cluster-name rule and the missing field.
     let readme = tollgate_e2e::read("examples/istio/README.md");
-    for needle in ["outbound|PORT||HOST", "allow_on_headers_stop_iteration", "envoyfilter-stop-iteration.yaml"] {
+    for needle in ["outbound|PORT||HOST", "allow_on_headers_stop_iteration", "hold_headers", "reset"] {
         assert!(readme.contains(needle), "examples/istio/README.md should explain {needle}");
     }
 }
@@ -358,79 +313,51 @@ fn stats_tags_bootstrap_fragment_matches_the_standalone_envoy_config() {
     let docs = istio_docs();
     let cm = kind(&docs, "ConfigMap").into_iter().find(|d| d.file == "stats-tags.yaml").expect("stats-tags.yaml");
     let bootstrap: Value = serde_json::from_str(cm.value["data"]["custom_bootstrap.json"].as_str().unwrap()).unwrap();
-    let vars: Vec<(String, String)> =
-        ["UPSTREAM_PORT", "WASM", "PLUGIN_CONFIG"].iter().map(|k| (k.to_string(), "1".to_string())).collect();
+    let vars: Vec<(String, String)> = ["UPSTREAM_PORT", "WASM", "PLUGIN_CONFIG", "STOP_ITERATION"]
+        .iter()
+        .map(|k| (k.to_string(), "1".to_string()))
+        .collect();
     let standalone: Value =
         serde_yaml::from_str(&tollgate_e2e::render(&tollgate_e2e::read("envoy/standalone.yaml"), &vars)).unwrap();
     assert_eq!(bootstrap["stats_config"]["stats_tags"], standalone["stats_config"]["stats_tags"]);
 }
 
-/// Send a request; its status and how long the answer took (None: no answer within 10 s).
-fn timed(url: &str, method: &str, body: &str) -> (Option<u16>, Duration) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\nx-api-key: sk-istio\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let started = Instant::now();
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut buf = [0u8; 64];
-    let status = stream
-        .read(&mut buf)
-        .ok()
-        .and_then(|n| String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).and_then(|s| s.parse().ok()));
-    (status, started.elapsed())
-}
-
 #[test]
-fn without_stop_iteration_every_request_with_a_body_waits_for_the_body_rescue() {
-    // What a WasmPlugin gives Envoy: envoy/standalone.yaml without allow_on_headers_stop_iteration.
+fn the_wasmplugins_llm_rules_work_on_envoy_configured_as_istio_configures_it() {
+    // The OCI example's pluginConfig as shipped, minus the store (no store here) and with the
+    // per-key token limit lowered so that a few requests reach it; Envoy without
+    // allow_on_headers_stop_iteration, which is what a WasmPlugin gives it.
+    let docs = istio_docs();
+    let oci = plugins(&docs).into_iter().find(|p| p.origin == "wasmplugin-oci.yaml").unwrap();
+    let mut config = oci.config.clone();
+    config.as_object_mut().unwrap().remove("store");
+    let rules = config["rules"].as_array_mut().unwrap();
+    rules.retain(|r| r["scope"] != "global");
+    let tpm = rules.iter_mut().find(|r| r["unit"] == "tokens").expect("a token rule");
+    tpm["limit"] = json!(250);
+    tpm["algorithm"] = json!("fixed_window");
+    config["client_ip"] = json!({"trusted_hops": 0});
     let llm = MockLlm::start();
-    let dir = TempDir::new("istio-no-stop-iteration");
-    let template = tollgate_e2e::read("envoy/standalone.yaml");
-    assert!(template.contains("allow_on_headers_stop_iteration: true"));
-    let without: PathBuf = dir.0.join("without.yaml");
-    std::fs::write(
-        &without,
-        template.replace("allow_on_headers_stop_iteration: true", "allow_on_headers_stop_iteration: false"),
-    )
-    .unwrap();
-    let config = json!({"rules": [
-        {"name": "per-key-rpm", "key": ["api_key"], "algorithm": "token_bucket", "limit": 100, "window": "1m"},
-        {"name": "per-key-tpm", "match": {"path_prefix": "/v1/"}, "key": ["api_key"], "unit": "tokens",
-         "algorithm": "token_bucket", "limit": 25, "window": "1m"}
-    ]})
-    .to_string();
-    let chat = r#"{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
-    let opts = |template: &Path| EnvoyOptions {
-        template: template.to_path_buf(),
-        ..EnvoyOptions::standalone(&config, llm.port)
+    let opts = EnvoyOptions::standalone(&config.to_string(), llm.port).in_mode(EnvoyMode::WasmPlugin);
+    tollgate_e2e::away_from_window_edge(Duration::from_secs(60), Duration::from_secs(20));
+    let envoy = Envoy::start(opts);
+    let chat = |max_tokens: u64| {
+        let body = json!({"model": "gpt-4o", "max_tokens": max_tokens, "stream": true,
+                          "messages": [{"role": "user", "content": "hi"}]});
+        Request::post(&envoy.url("/v1/chat/completions"), &body.to_string())
+            .header("authorization", "Bearer sk-istio")
+            .header("x-mock-prompt-tokens", "20")
+            .send()
+            .unwrap()
     };
-    let delayed = Duration::from_millis(400);
-
-    let envoy = Envoy::start(opts(&without));
-    // A body on a path only per-key-rpm matches waits too: the wait is per configuration.
-    let (status, took) = timed(&envoy.url("/other"), "POST", "{}");
-    assert_eq!(status, Some(200));
-    assert!(took >= delayed, "a request with a body waits for the rescue, took {took:?}");
-    // The token rule still limits: 10 + 10 reserved, the third 10 does not fit in 25.
-    let statuses: Vec<Option<u16>> =
-        (0..3).map(|_| timed(&envoy.url("/v1/chat/completions"), "POST", chat).0).collect();
-    assert_eq!(statuses, vec![Some(200), Some(200), Some(429)]);
-    // No body: decided on the headers at once.
-    let (status, took) = timed(&envoy.url("/other"), "GET", "");
-    assert_eq!(status, Some(200));
-    assert!(took < Duration::from_millis(300), "a GET is not delayed, took {took:?}");
-    assert!(envoy.log().contains("set allow_on_headers_stop_iteration: true"), "the log says what to fix");
-    drop(envoy);
-
-    // The same config with the flag (the EnvoyFilter, or envoy/standalone.yaml): no wait.
-    let envoy = Envoy::start(opts(&repo_root().join("envoy/standalone.yaml")));
-    let (status, took) = timed(&envoy.url("/v1/chat/completions"), "POST", chat);
-    assert_eq!(status, Some(200));
-    assert!(took < Duration::from_millis(300), "with the flag the body comes at once, took {took:?}");
+    // 20 + 80 tokens used each time, settled from the stream's usage (which Tollgate asked for).
+    for i in 0..2 {
+        let r = chat(80);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = chat(80);
+    assert_eq!(r.status, 429, "200 used + 80 reserved exceed 250: {}", r.text());
+    assert_eq!(r.json()["error"]["rule"], "per-key-tpm");
+    assert!(!envoy.log().contains("panicked"));
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tollgate_e2e::http::Request;
 use tollgate_e2e::redis::Redis;
 use tollgate_e2e::store::{Store, PROXY_TOKEN};
-use tollgate_e2e::{envoy_bin, repo_root, wasm_path, Envoy, EnvoyOptions, MockLlm};
+use tollgate_e2e::{envoy_bin, repo_root, wasm_path, Envoy, EnvoyMode, EnvoyOptions, MockLlm};
 
 /// Shared-data memory may cost this many times the slot table's value bytes (see
 /// docs/benchmarks.md, "The memory bound").
@@ -626,6 +626,8 @@ fn start_envoy(
         plugin_config: plugin_config.map(Value::to_string).unwrap_or_default(),
         vars,
         concurrency: 1,
+        // The bench templates set allow_on_headers_stop_iteration.
+        mode: EnvoyMode::StopIteration,
     };
     let (envoy, pid) = start_pinned("envoy", settings.pin.map(|p| p.0), || Envoy::start(opts));
     // Without the pid there is no CPU time per request, and no ratio worth printing.

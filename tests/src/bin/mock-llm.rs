@@ -766,7 +766,9 @@ fn route(req: &Request, n: u64, opts: &MockOpts) -> Reply {
     if let Some(status) = opts.status.filter(|&s| s >= 400) {
         return Reply::error(status, "mock_forced_status", &format!("status {status} forced by x-mock-status"));
     }
-    let mut reply = match Api::detect(req) {
+    // `x-mock-echo`: show what an LLM endpoint would have received.
+    let forced_echo = req.header("x-mock-echo").is_some();
+    let mut reply = match Api::detect(req).filter(|_| !forced_echo) {
         Some(api) => llm(req, api, n, opts),
         None => echo(req),
     };
