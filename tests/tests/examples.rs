@@ -47,7 +47,13 @@ fn assert_denied(r: &Response, rule: &str, message: &str) {
     let body = r.json();
     assert_eq!(body["error"]["rule"], rule, "{body}");
     assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
-    assert_eq!(body["error"]["type"], "requests", "{body}");
+    // Anthropic's shape on its Messages API (response.format auto), OpenAI's elsewhere.
+    if body["type"] == "error" {
+        assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+        assert_eq!(body["error"]["limit_type"], "requests", "{body}");
+    } else {
+        assert_eq!(body["error"]["type"], "requests", "{body}");
+    }
     assert_eq!(body["error"]["message"], message, "{body}");
     let retry: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!(retry >= 1, "Retry-After {retry}");
@@ -337,6 +343,7 @@ fn per_provider_buckets_admit_each_providers_burst_then_refill() {
         }
         let denied = send(path, header, "sk-team-1");
         assert_denied(&denied, rule, &format!("Rate limit exceeded: {limit} per 1m"));
+        assert_eq!(denied.json()["type"] == "error", path.ends_with("/v1/messages"), "{rule}: the provider's shape");
         // One token comes back every window / limit: Retry-After is at most that, rounded up.
         let retry: u64 = denied.header("retry-after").unwrap().parse().unwrap();
         assert!(retry <= 60_u64.div_ceil(limit), "{rule}: Retry-After {retry}");
