@@ -12,6 +12,10 @@
 //!   only on the civil reset date (not on time-zone data), so a tzdb update never renumbers;
 //! - everything is total: any `u64` clock works (the first period is cut at 0, the last at
 //!   `u64::MAX`, 2554-07-21), and the hot path does not allocate.
+//!
+//! Cost: computing a period takes a few time-zone look-ups (about 0.5 us natively); the window
+//! keeps the last period it computed, so asking again within it (nearly every request) is a
+//! comparison under an uncontended lock (`Sync`, for the store's threads; never waited on).
 
 pub mod civil;
 mod parse;
@@ -24,6 +28,7 @@ pub use parse::{parse_rule_window, CalendarSpan};
 pub use zone::Zone;
 
 use crate::algorithm::{Nanos, NANOS_PER_SEC};
+use std::sync::Mutex;
 use zone::DAY_SECS;
 
 /// How often a calendar window resets.
@@ -90,8 +95,17 @@ pub struct Period {
     pub index: u64,
 }
 
+impl Period {
+    /// Contains no instant: what the cache holds before the first period is computed.
+    const EMPTY: Period = Period { start_ns: 0, end_ns: 0, index: 0 };
+
+    pub fn contains(&self, now: Nanos) -> bool {
+        self.start_ns <= now && now < self.end_ns
+    }
+}
+
 /// A calendar window, built once at configure time.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct CalendarWindow {
     cycle: Cycle,
     zone: Zone,
@@ -103,6 +117,30 @@ pub struct CalendarWindow {
     weekday: Weekday,
     /// The unit of 0000-01-01, from which period indexes count.
     index_base: i64,
+    /// The last period computed (`Period::EMPTY` at first).
+    last: Mutex<Period>,
+}
+
+impl Clone for CalendarWindow {
+    fn clone(&self) -> CalendarWindow {
+        CalendarWindow {
+            cycle: self.cycle,
+            zone: self.zone.clone(),
+            at_secs: self.at_secs,
+            day: self.day,
+            weekday: self.weekday,
+            index_base: self.index_base,
+            last: Mutex::new(self.last.try_lock().map_or(Period::EMPTY, |p| *p)),
+        }
+    }
+}
+
+/// Two windows are equal when they have the same periods (the cache does not count).
+impl PartialEq for CalendarWindow {
+    fn eq(&self, other: &CalendarWindow) -> bool {
+        (self.cycle, self.zone.name(), self.at_secs, self.day, self.weekday)
+            == (other.cycle, other.zone.name(), other.at_secs, other.day, other.weekday)
+    }
 }
 
 impl CalendarWindow {
@@ -121,6 +159,7 @@ impl CalendarWindow {
             day: day.clamp(1, 28),
             weekday,
             index_base: 0,
+            last: Mutex::new(Period::EMPTY),
         };
         window.index_base = window.unit_of_day(YEAR_0);
         window
@@ -149,6 +188,21 @@ impl CalendarWindow {
 
     /// The period containing `now`.
     pub fn period(&self, now: Nanos) -> Period {
+        // The lock is never waited on: when another thread holds it, compute without it.
+        if let Ok(last) = self.last.try_lock() {
+            if last.contains(now) {
+                return *last;
+            }
+        }
+        let period = self.compute_period(now);
+        if let Ok(mut last) = self.last.try_lock() {
+            *last = period;
+        }
+        period
+    }
+
+    /// The period containing `now`, from the time-zone data.
+    fn compute_period(&self, now: Nanos) -> Period {
         let now_secs = i64::try_from(now / NANOS_PER_SEC).unwrap_or(i64::MAX);
         let local_day = now_secs.saturating_add(self.zone.offset_at(now_secs)).div_euclid(DAY_SECS);
         // The period of the local date's unit starts on or before that date; its reset instant

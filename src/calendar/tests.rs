@@ -271,6 +271,29 @@ fn indexes_count_from_year_zero() {
 }
 
 #[test]
+#[cfg_attr(target_family = "wasm", ignore = "wasm32-wasip1 has no threads (run natively)")]
+fn a_window_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let w = win("1mo", json!({"timezone": "Europe/Berlin"}));
+    shared(&w);
+    let now = ns("2026-03-29T12:00");
+    let expected = w.period(now);
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let w = &w;
+            s.spawn(move || {
+                for k in 0..200 {
+                    let t = now + (i * 200 + k) * 7 * DAY;
+                    assert_eq!(w.period(t), w.compute_period(t));
+                }
+            });
+        }
+    });
+    assert_eq!(w.period(now), expected);
+    assert_eq!(w.clone(), w);
+}
+
+#[test]
 fn the_ends_of_the_clock() {
     // At 0 ns, east and west of Greenwich: the first period is cut at 0.
     for zone in ["America/New_York", "Asia/Tokyo", "Pacific/Kiritimati", "Etc/GMT+12"] {
@@ -450,6 +473,15 @@ proptest! {
         prop_assert_eq!(prev.end_ns, p.start_ns);
         prop_assert!(prev.index < p.index);
         prop_assert_eq!(w.reset_after_ns(now), p.end_ns - now);
+    }
+
+    #[test]
+    fn the_cache_never_changes_an_answer(w in any_window(), times in proptest::collection::vec(ns("1971-01-01T00:00")..ns("2100-01-01T00:00"), 1..8), near in 0..3 * DAY) {
+        for t in times {
+            prop_assert_eq!(w.period(t), w.compute_period(t));
+            prop_assert_eq!(w.period(t + near), w.compute_period(t + near));
+            prop_assert_eq!(w.clone().period(t), w.compute_period(t));
+        }
     }
 
     #[test]
