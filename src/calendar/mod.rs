@@ -7,7 +7,7 @@
 //!   after it starts exactly at `end`; no gaps, no overlaps;
 //! - every `start` is a reset instant: the first instant whose local wall time is the reset
 //!   time `at` on a reset date (in a spring-forward gap, the first instant after the gap; in
-//!   an autumn fold, the earlier of the two instants): see [`zone::Zone::first_instant_at`];
+//!   an autumn fold, the earlier of the two instants): see [`Zone::first_instant_at`];
 //! - `index` identifies a period and grows strictly from one period to the next; it depends
 //!   only on the civil reset date (not on time-zone data), so a tzdb update never renumbers;
 //! - everything is total: any `u64` clock works (the first period is cut at 0, the last at
@@ -90,8 +90,9 @@ impl Weekday {
 pub struct Period {
     pub start_ns: Nanos,
     pub end_ns: Nanos,
-    /// Periods counted from the one containing 0000-01-01 (proleptic Gregorian, local): days
-    /// for `1d`, weeks for `1w`, blocks of `n` months for `Nmo`. Strictly increasing with time.
+    /// Days (`1d`), weeks (`1w`) or blocks of n months (`Nmo`) from 0000-01-01 (proleptic
+    /// Gregorian) to the period's reset date: 2026-03-29 is day 740,069 for `1d`; March 2026 is
+    /// month 24,314 for `1mo`. Strictly increasing with time.
     pub index: u64,
 }
 

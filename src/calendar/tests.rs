@@ -263,6 +263,7 @@ fn utc_days_are_the_epoch_aligned_days() {
 #[test]
 fn indexes_count_from_year_zero() {
     assert_eq!(win("1d", json!({})).period(ns("1970-01-01T00:00")).index, 719_528);
+    assert_eq!(win("1d", json!({"timezone": "Europe/Berlin"})).period(ns("2026-03-29T12:00")).index, 740_069);
     assert_eq!(win("1mo", json!({})).period(ns("2026-03-15T00:00")).index, 2026 * 12 + 2);
     assert_eq!(win("3mo", json!({})).period(ns("2026-03-15T00:00")).index, 2026 * 4);
     let weekly = win("1w", json!({}));
