@@ -273,6 +273,21 @@ impl CalendarWindow {
     }
 }
 
+/// The canonical description, for messages and as a counter-key ingredient (two windows with
+/// the same periods have the same text): `1d at 02:30 Europe/Berlin`, `1w on mon at 00:00 UTC`,
+/// `3mo on day 15 at 06:00 America/New_York`.
+impl std::fmt::Display for CalendarWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.cycle {
+            Cycle::Day => write!(f, "1d")?,
+            Cycle::Week => write!(f, "1w on {}", self.weekday.name())?,
+            Cycle::Months(n) => write!(f, "{n}mo on day {}", self.day)?,
+        }
+        let at = self.at_minutes();
+        write!(f, " at {:02}:{:02} {}", at / 60, at % 60, self.zone.name())
+    }
+}
+
 /// Day number of 0000-01-01, where period indexes start.
 const YEAR_0: i64 = -719_528;
 

@@ -541,6 +541,17 @@ fn reset_fields_are_read() {
 }
 
 #[test]
+fn windows_describe_themselves() {
+    let text = |window: &str, reset: Value| win(window, reset).to_string();
+    assert_eq!(text("1d", json!({"timezone": "europe/berlin", "at": "02:30"})), "1d at 02:30 Europe/Berlin");
+    assert_eq!(text("1w", json!({})), "1w on mon at 00:00 UTC");
+    assert_eq!(
+        text("3mo", json!({"day": 15, "at": "06:00", "timezone": "America/New_York"})),
+        "3mo on day 15 at 06:00 America/New_York"
+    );
+}
+
+#[test]
 fn config_errors_name_the_field() {
     let cases = [
         (
@@ -649,18 +660,24 @@ fn config_errors_name_the_field() {
 }
 
 #[test]
-fn every_bundled_zone_name_is_accepted() {
-    for name in [
-        "Europe/Berlin",
-        "America/New_York",
-        "Australia/Lord_Howe",
-        "Asia/Kolkata",
-        "America/Argentina/Buenos_Aires",
-        "Etc/GMT-14",
-        "US/Pacific",
-        "UTC",
-        "Europe/Kyiv",
-    ] {
-        assert!(Zone::get(name).is_some(), "{name}");
+fn every_bundled_zone_is_accepted_and_tiles_2026() {
+    let names: Vec<String> = jiff::tz::db().available().map(|n| n.as_str().to_string()).collect();
+    assert!(names.len() > 500, "{} zones", names.len());
+    for name in ["Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT-14", "US/Pacific", "Europe/Kyiv"] {
+        assert!(names.iter().any(|n| n == name), "{name}");
+    }
+    for name in &names {
+        let zone = Zone::get(name).unwrap_or_else(|| panic!("{name}"));
+        assert!(zone.name().eq_ignore_ascii_case(name), "{name} -> {}", zone.name());
+        for (cycle, at) in [(Cycle::Day, 150), (Cycle::Week, 0), (Cycle::Months(1), 23 * 60 + 30)] {
+            let w = CalendarWindow::new(cycle, zone.clone(), at, 1, Weekday::Sun);
+            for month in 1..=12 {
+                let now = ns(&format!("2026-{month:02}-10T12:00"));
+                let p = w.period(now);
+                check_period(&w, now, p);
+                assert_eq!(w.period(p.end_ns).start_ns, p.end_ns, "{w}");
+                assert_eq!(w.period(p.start_ns - 1).end_ns, p.start_ns, "{w}");
+            }
+        }
     }
 }
