@@ -240,8 +240,9 @@ impl CalendarWindow {
         self.period(now).end_ns.saturating_sub(now)
     }
 
-    /// The unit (day, week or block of months, counted from 1970) whose reset date is the
-    /// latest one on or before local day `z`.
+    /// The unit local day `z` falls in: its day, its week (from a reset weekday), or its block
+    /// of months (whose reset date, on `day`, may come later than `z`). Days and weeks are
+    /// counted from 1970-01-01, months from January of year 0.
     fn unit_of_day(&self, z: i64) -> i64 {
         match self.cycle {
             Cycle::Day => z,
