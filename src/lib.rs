@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod algorithm;
+pub mod calendar;
 pub mod config;
 pub mod duration;
 pub mod engine;

@@ -1,7 +1,6 @@
 //! One request through the rules: match, key, tier, engine, reply. Pure: the host glue gives
 //! it a `Request`, the shared store and the time, and carries out the `Reply`.
 
-use crate::algorithm::NANOS_PER_SEC;
 use crate::algorithm::{Algorithm, Decision, Nanos, Quota};
 use crate::config::{Config, MissingKey, Rule, Scope, Strategy, TierLimit, Unit};
 use crate::engine::{Check, Engine, EngineStats, Outcome};
@@ -545,8 +544,7 @@ impl Limiter {
                 Some(Applied { rule: self.config.rules.get(a.rule)?, quota: a.quota, decision: a.decision })
             })
             .collect();
-        let now_secs = now / NANOS_PER_SEC;
-        let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied, denied_by, now_secs);
+        let mut headers = response::rate_limit_headers(&self.config.response.headers, &applied, denied_by, now);
         match denied_by.and_then(|i| applied.get(i)) {
             None => Reply::Continue { headers },
             Some(denier) => {

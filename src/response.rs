@@ -2,7 +2,7 @@
 //! provider's shape, Retry-After. Every error body is valid JSON whatever the rule name or
 //! message holds.
 
-use crate::algorithm::{Decision, Quota, NANOS_PER_SEC};
+use crate::algorithm::{Decision, Nanos, Quota, NANOS_PER_SEC};
 use crate::config::{ErrorFormat, HeaderFormat, Rule, Unit};
 use crate::duration::Duration;
 use serde_json::json;
@@ -80,13 +80,13 @@ fn ietf_list(applied: &[Applied], keys: [&str; 2], values: impl Fn(&Applied) -> 
 }
 
 /// The headers for the applied rules, in the configured formats. `denier`: the rule that
-/// denied the request (the one the single-rule formats describe), if any. `now_secs`: the
-/// time, for formats that give resets as instants.
+/// denied the request (the one the single-rule formats describe), if any. `now`: the time,
+/// for formats that give resets as instants.
 pub fn rate_limit_headers(
     formats: &[HeaderFormat],
     applied: &[Applied],
     denier: Option<usize>,
-    now_secs: u64,
+    now: Nanos,
 ) -> Vec<(&'static str, String)> {
     if applied.is_empty() || formats.is_empty() {
         return Vec::new();
@@ -130,7 +130,8 @@ pub fn rate_limit_headers(
                     if let Some(a) = most_restrictive(applied.iter().filter(|a| a.rule.unit == unit)) {
                         out.push((limit, decimal(a.limit())));
                         out.push((remaining, decimal(a.decision.remaining)));
-                        out.push((reset, crate::timefmt::format_secs(now_secs.saturating_add(a.reset_secs()))));
+                        let at = now.saturating_add(a.decision.reset_after_ns);
+                        out.push((reset, crate::calendar::rfc3339_utc(at)));
                     }
                 }
             }

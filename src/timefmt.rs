@@ -1,45 +1,13 @@
-//! Times in RFC 3339 in UTC (`2025-01-31T12:00:00.250Z`) to and from
-//! milliseconds since the epoch, without a date crate (civil-date arithmetic after
-//! H. Hinnant's `days_from_civil`).
+//! Times in RFC 3339 in UTC (`2025-01-31T12:00:00.250Z`) to and from milliseconds since the
+//! epoch, with the core's civil-date arithmetic (`crate::calendar::civil`, after H. Hinnant's
+//! `days_from_civil`).
+
+use crate::calendar::civil::{civil_from_days, days_from_civil, days_in_month};
 
 /// Latest accepted time: 9999-12-31T23:59:59.999Z.
 pub const MAX_MS: u64 = 253_402_300_799_999;
 
 const MS_PER_DAY: u64 = 86_400_000;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01 (non-negative here).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
 
 /// `2025-01-31T12:00:00.250Z` (always milliseconds, always UTC).
 pub fn format_ms(ms: u64) -> String {
@@ -48,13 +16,6 @@ pub fn format_ms(ms: u64) -> String {
     let in_day = ms % MS_PER_DAY;
     let (h, mi, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
-}
-
-/// `2025-01-31T12:00:00Z`: whole seconds, UTC (Anthropic's reset headers).
-pub fn format_secs(secs: u64) -> String {
-    let mut text = format_ms(secs.saturating_mul(1000));
-    text.replace_range(19.., "Z");
-    text
 }
 
 /// Parse an RFC 3339 date-time (`T` or space between date and time, optional fraction, `Z` or
@@ -133,8 +94,6 @@ mod tests {
     #[test]
     fn round_trips_and_known_dates() {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_secs(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(format_secs(u64::MAX), "9999-12-31T23:59:59Z");
         assert_eq!(format_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123Z"), Some(1_700_000_000_123));

@@ -5,6 +5,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use tollgate::algorithm::{Algorithm, Quota, State, NANOS_PER_SEC};
+use tollgate::calendar::parse_rule_window;
 
 /// 2024-05-01T13:00:00.5Z
 const NOW: u64 = 1_714_568_400 * NANOS_PER_SEC + NANOS_PER_SEC / 2;
@@ -24,5 +25,30 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision);
+/// The period of a calendar window containing `now` (per request per calendar rule). "same"
+/// asks again within the current period (the common case); "moving" asks for a time in
+/// another period each call.
+fn calendar(c: &mut Criterion) {
+    let mut group = c.benchmark_group("calendar_period");
+    let cases = [
+        ("1d_utc", "1d", serde_json::json!({})),
+        ("1d_berlin", "1d", serde_json::json!({"timezone": "Europe/Berlin"})),
+        ("1w_new_york", "1w", serde_json::json!({"timezone": "America/New_York", "weekday": "sun"})),
+        ("1mo_berlin", "1mo", serde_json::json!({"timezone": "Europe/Berlin", "day": 15, "at": "02:30"})),
+    ];
+    for (name, window, reset) in cases {
+        let Ok(Some(w)) = parse_rule_window(window, Some(&reset), "rules[0]") else { continue };
+        group.bench_function(format!("{name}/same"), |b| b.iter(|| w.period(black_box(NOW))));
+        let mut now = NOW;
+        group.bench_function(format!("{name}/moving"), |b| {
+            b.iter(|| {
+                now = now.wrapping_add(40 * 86_400 * NANOS_PER_SEC) % (4_000_000_000 * NANOS_PER_SEC);
+                w.period(black_box(now))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decision, calendar);
 criterion_main!(benches);
