@@ -64,6 +64,8 @@ struct Case {
     /// Runs the reference filter (bench/probe) instead of Tollgate; `plugin_config` is then
     /// its list of host calls.
     probe: bool,
+    /// With or without Envoy's `allow_on_headers_stop_iteration` (and `hold_headers`).
+    mode: EnvoyMode,
 }
 
 /// A slot in the case list: a case to run, or one that waits for a feature.
@@ -93,9 +95,11 @@ const CASES: &[fn() -> Slot] = &[
     global_strict,
     llm_json_no_filter,
     llm_json_tollgate,
+    llm_json_tollgate_stop_iteration,
     llm_sse_no_filter,
     llm_sse_tollgate_requests,
     llm_sse_tollgate,
+    llm_sse_tollgate_stop_iteration,
 ];
 
 const NO_FILTER: &str = "no filter";
@@ -108,6 +112,8 @@ const LLM_JSON_NO_FILTER: &str = "LLM JSON 2KB: no filter";
 const LLM_SSE_NO_FILTER: &str = "LLM SSE 50 chunks: no filter";
 const LLM_SSE_REQUESTS: &str = "LLM SSE 50 chunks: Tollgate, request rule (no usage parsing)";
 const LLM_SSE_TOKENS: &str = "LLM SSE 50 chunks: Tollgate, token rule (usage parsed)";
+const LLM_JSON_TOKENS: &str = "LLM JSON 2KB: Tollgate, token rule (usage parsed)";
+const LLM_JSON_TOKENS_HOLD: &str = "LLM JSON 2KB: the same, stop-iteration + hold_headers";
 const PROBE_ONE_RULE: &str = "reference filter: one rule's host calls";
 const PROBE_REALISTIC: &str = "reference filter: realistic's host calls";
 
@@ -115,7 +121,7 @@ const PROBE_REALISTIC: &str = "reference filter: realistic's host calls";
 const HUGE: u64 = 1_000_000_000_000;
 
 /// The cases also run at one connection, for their latency without queueing in Envoy.
-const LIGHT: [&str; 2] = [REALISTIC, GLOBAL_STRICT];
+const LIGHT: [&str; 5] = [REALISTIC, GLOBAL_STRICT, LLM_JSON_NO_FILTER, LLM_JSON_TOKENS, LLM_JSON_TOKENS_HOLD];
 /// Seconds per light run (or BENCH_DURATION if shorter).
 const LIGHT_SECS: u64 = 2;
 
@@ -130,6 +136,7 @@ fn direct(name: &'static str, template: &'static str, plugin_config: Option<Valu
         vs_native: true,
         store: false,
         probe: false,
+        mode: EnvoyMode::WasmPlugin,
     })
 }
 
@@ -145,6 +152,7 @@ fn probe(name: &'static str, host_calls: &str) -> Slot {
         vs_native: true,
         store: false,
         probe: true,
+        mode: EnvoyMode::WasmPlugin,
     })
 }
 
@@ -165,6 +173,16 @@ fn probe_realistic() -> Slot {
 }
 
 fn llm(name: &'static str, plugin_config: Option<Value>, script: &'static str, no_filter: &'static str) -> Slot {
+    llm_in(EnvoyMode::WasmPlugin, name, plugin_config, script, no_filter)
+}
+
+fn llm_in(
+    mode: EnvoyMode,
+    name: &'static str,
+    plugin_config: Option<Value>,
+    script: &'static str,
+    no_filter: &'static str,
+) -> Slot {
     let template = if plugin_config.is_some() { "bench-tollgate-upstream.yaml" } else { "bench-upstream.yaml" };
     Slot::Ready(Case {
         name,
@@ -176,6 +194,7 @@ fn llm(name: &'static str, plugin_config: Option<Value>, script: &'static str, n
         vs_native: false,
         store: false,
         probe: false,
+        mode,
     })
 }
 
@@ -243,6 +262,7 @@ fn global(name: &'static str, sync: &str) -> Slot {
         vs_native: true,
         store: true,
         probe: false,
+        mode: EnvoyMode::WasmPlugin,
     })
 }
 
@@ -269,9 +289,17 @@ fn token_rule_config() -> Value {
                       "limit": HUGE, "window": "1m"}]})
 }
 
+/// Without Envoy's stop-iteration flag (an Istio WasmPlugin): the headers go on, the body is
+/// buffered and decided on, the response's usage parsed.
 fn llm_json_tollgate() -> Slot {
-    llm(
-        "LLM JSON 2KB: Tollgate, token rule (usage parsed)",
+    llm(LLM_JSON_TOKENS, Some(token_rule_config()), "llm-json.lua", LLM_JSON_NO_FILTER)
+}
+
+/// With `allow_on_headers_stop_iteration: true` and `"hold_headers": true`: the headers wait too.
+fn llm_json_tollgate_stop_iteration() -> Slot {
+    llm_in(
+        EnvoyMode::StopIteration,
+        LLM_JSON_TOKENS_HOLD,
         Some(token_rule_config()),
         "llm-json.lua",
         LLM_JSON_NO_FILTER,
@@ -289,6 +317,16 @@ fn llm_sse_tollgate_requests() -> Slot {
 
 fn llm_sse_tollgate() -> Slot {
     llm(LLM_SSE_TOKENS, Some(token_rule_config()), "llm-sse.lua", LLM_SSE_NO_FILTER)
+}
+
+fn llm_sse_tollgate_stop_iteration() -> Slot {
+    llm_in(
+        EnvoyMode::StopIteration,
+        "LLM SSE 50 chunks: the same, stop-iteration + hold_headers",
+        Some(token_rule_config()),
+        "llm-sse.lua",
+        LLM_SSE_NO_FILTER,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,14 +658,14 @@ fn start_envoy(
     template: &str,
     plugin_config: Option<&Value>,
     vars: Vec<(String, String)>,
+    mode: EnvoyMode,
 ) -> Proxy {
     let opts = EnvoyOptions {
         template: repo_root().join("envoy").join(template),
         plugin_config: plugin_config.map(Value::to_string).unwrap_or_default(),
         vars,
         concurrency: 1,
-        // The bench templates set allow_on_headers_stop_iteration.
-        mode: EnvoyMode::StopIteration,
+        mode,
     };
     let (envoy, pid) = start_pinned("envoy", settings.pin.map(|p| p.0), || Envoy::start(opts));
     // Without the pid there is no CPU time per request, and no ratio worth printing.
@@ -731,6 +769,7 @@ struct Row {
     cpu_runs: Vec<f64>,
     rps_runs: Vec<f64>,
     p99_runs: Vec<f64>,
+    p50_runs: Vec<f64>,
     /// Requests served over the rounds, and the store traffic they caused (global cases).
     requests: u64,
     global: GlobalCounts,
@@ -755,6 +794,7 @@ impl Row {
             cpu_runs: runs.iter().map(Run::cpu_us_per_request).collect(),
             rps_runs: rps,
             p99_runs: runs.iter().map(|r| r.p99_us as f64).collect(),
+            p50_runs: runs.iter().map(|r| r.p50_us as f64).collect(),
             requests: runs.iter().map(|r| r.requests).sum(),
             global: runs.iter().fold(GlobalCounts::default(), |mut sum, r| {
                 sum.add(&r.global);
@@ -766,6 +806,11 @@ impl Row {
     /// This case's p99 minus `base`'s, round by round, then the median (µs).
     fn p99_over(&self, base: &Row) -> f64 {
         median(self.p99_runs.iter().zip(&base.p99_runs).map(|(c, b)| c - b).collect())
+    }
+
+    /// The same for p50.
+    fn p50_over(&self, base: &Row) -> f64 {
+        median(self.p50_runs.iter().zip(&base.p50_runs).map(|(c, b)| c - b).collect())
     }
 
     /// This case over `base`, round by round (runs seconds apart, so drift on the machine
@@ -827,14 +872,16 @@ fn flood(settings: &Settings) -> Flood {
     // Baseline: the same filter and traffic with the smallest slot table (64 records), so
     // what it holds is Envoy + V8 + Tollgate without counters.
     println!("\n1,000,000 distinct keys: baseline Envoy (slots.capacity 64), 3 s of the flood script ...");
-    let baseline = start_envoy(settings, "bench-tollgate.yaml", Some(&flood_config(Some(64))), Vec::new());
+    let baseline =
+        start_envoy(settings, "bench-tollgate.yaml", Some(&flood_config(Some(64))), Vec::new(), EnvoyMode::WasmPlugin);
     let warm = wrk(settings, &baseline, "flood.lua", 3, &[("BENCH_FLOOD_KEYS", "1000000000".into())], None);
     std::thread::sleep(Duration::from_millis(300));
     let baseline_rss = baseline.envoy.rss_bytes();
     println!("  baseline RSS {} MiB after {} requests", mib(baseline_rss as f64), fmt_int(warm.requests as f64));
     drop(baseline);
 
-    let proxy = start_envoy(settings, "bench-tollgate.yaml", Some(&flood_config(None)), Vec::new());
+    let proxy =
+        start_envoy(settings, "bench-tollgate.yaml", Some(&flood_config(None)), Vec::new(), EnvoyMode::WasmPlugin);
     let envoy = &proxy.envoy;
     let (slots, table_kib) = configured_slots(&envoy.log()).unwrap_or_else(|| {
         panic!("no \"configured ... counter slots (... KiB of shared data)\" line in the Envoy log:\n{}", envoy.log())
@@ -1047,7 +1094,7 @@ fn main() {
         if case.probe {
             vars.push(("WASM".to_string(), probe_wasm().display().to_string()));
         }
-        let proxy = start_envoy(&settings, case.template, case.plugin_config.as_ref(), vars);
+        let proxy = start_envoy(&settings, case.template, case.plugin_config.as_ref(), vars, case.mode);
         let before = store.as_ref().map(|s| GlobalCounts::read(s, &proxy.envoy));
         sanity_check(&case, &proxy.envoy);
         if let (Some(store), Some(before)) = (&store, before) {
@@ -1287,6 +1334,28 @@ fn main() {
                     None => "not measured".into(),
                 },
                 pass: unqueued.is_some_and(|(d, _, _)| d <= 2000.0),
+            }
+        },
+        {
+            // A token-rule request: its body buffered and decided on, its usage parsed. What it
+            // adds to the latency of the same Envoy without Tollgate, at one connection.
+            let light_row = |name: &str| light.iter().find(|r| r.name == name);
+            let added = |name: &str| match (light_row(name), light_row(LLM_JSON_NO_FILTER)) {
+                (Some(t), Some(b)) => Some(t.p50_over(b)),
+                _ => None,
+            };
+            let (flagless, held) = (added(LLM_JSON_TOKENS), added(LLM_JSON_TOKENS_HOLD));
+            let show = |d: Option<f64>| d.map(|d| format!("{:+.2} ms", d / 1000.0)).unwrap_or("not measured".into());
+            Target {
+                what: "LLM JSON token rule: p50 ≤ no filter's + 2 ms at 1 connection, in both Envoy modes".into(),
+                measured: format!(
+                    "{} without allow_on_headers_stop_iteration (WasmPlugin), {} with it and hold_headers \
+                     (no filter: p50 {})",
+                    show(flagless),
+                    show(held),
+                    light_row(LLM_JSON_NO_FILTER).map(|b| fmt_us(b.p50)).unwrap_or_default()
+                ),
+                pass: flagless.is_some_and(|d| d <= 2000.0) && held.is_some_and(|d| d <= 2000.0),
             }
         },
         {
