@@ -10,6 +10,7 @@ pub mod fuzz;
 pub mod http;
 pub mod redis;
 pub mod store;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

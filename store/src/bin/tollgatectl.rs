@@ -47,7 +47,8 @@ Usage:
                     [--since T] [--until T] [--limit N]
       Admin writes, newest first; T is RFC 3339 or a duration ago (15m, 2h, 7d)
   tollgatectl stats [--top N]
-      Allowed/denied per rule, hit rate, leases, top violators by key hash, IP, endpoint
+      Allowed/denied per rule and per proxy, hit rate, leases, top violators by key hash,
+      IP, endpoint
 
 Store options:
   --store URL      The store [TOLLGATE_STORE_URL] (default http://127.0.0.1:8080)

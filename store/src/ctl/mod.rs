@@ -544,6 +544,22 @@ fn stats(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Fail> 
                 table::render(&[title, "DENIED"], &rows)
             });
         }
+        let proxies: Vec<Vec<String>> = v["proxies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let mut r = row(s(&p["proxy"]), p);
+                r.remove(3);
+                r
+            })
+            .collect();
+        out.push_str("\n\n");
+        out.push_str(&if proxies.is_empty() {
+            "PROXIES: none".to_string()
+        } else {
+            table::render(&["PROXY", "ALLOWED", "DENIED", "LEASES", "LEASES DENIED", "UNITS LEASED"], &proxies)
+        });
         out
     });
     Ok(())
