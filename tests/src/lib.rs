@@ -6,6 +6,7 @@
 //! never a silent skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod access_log;
 pub mod fuzz;
 pub mod http;
 pub mod redis;

@@ -1,5 +1,6 @@
 //! tollgatectl's store commands: `keys status|limits|reset`, `overrides add|list|remove`,
-//! `audit`, `stats`, against the tollgate-store admin API (docs/admin.md).
+//! `audit`, `stats`, against the tollgate-store admin API (docs/admin.md); and `replay`
+//! (`replay/`), which needs no store.
 //!
 //! The store and the token come from `--store URL` / `--token T`, else `TOLLGATE_STORE_URL` /
 //! `TOLLGATE_ADMIN_TOKEN` (the URL defaults to the store's default address). Writes need
@@ -8,6 +9,7 @@
 //! unreachable, request refused), 2 for a usage error.
 
 mod http;
+pub mod replay;
 mod table;
 
 use std::process::ExitCode;
