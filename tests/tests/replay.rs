@@ -397,7 +397,7 @@ mod envoy {
         let end = yaml.find("# END replay access log").unwrap();
         let block: Vec<&str> = yaml[begin..end].lines().skip(1).map(str::trim).collect();
         let readme = tollgate_e2e::read("README.md");
-        for line in block.iter().filter(|l| !l.is_empty()) {
+        for line in block.iter().filter(|l| !l.is_empty() && !l.contains("${")) {
             assert!(readme.contains(line), "README lacks the access-log line {line:?}");
         }
     }
