@@ -453,12 +453,25 @@ mod browser {
         assert!(b.current_url().ends_with(&format!("#/keys/{hash}")), "only the hash in the URL");
         shot(&b, "key-lookup");
 
-        // Add a grant: confirmed with admin and reason, then listed, and in the audit log.
+        // Add a grant: a store error is shown in words in the dialog, which keeps what was
+        // typed; then confirmed with admin and reason, listed, and in the audit log.
         page(&b, &s, "#/overrides");
         b.select("#ovr-kind", "grant");
         b.type_into(&b.find("#ovr-target"), KEY);
         b.select("#ovr-effect", "multiplier");
         b.type_into(&b.find("#ovr-multiplier"), "2");
+        b.type_into(&b.find("#ovr-ttl"), "10 minutes");
+        b.click(&b.find("#ovr-form button[type=submit]"));
+        b.wait("the confirmation dialog", || {
+            b.script("return document.getElementById('confirm').open", json!([])).as_bool().filter(|o| *o)
+        });
+        b.type_into(&b.find("#confirm-admin"), "alice");
+        b.type_into(&b.find("#confirm-reason"), "console test grant");
+        b.click(&b.find("#confirm-ok"));
+        let err = b.wait_text("#confirm-error", |t| !t.is_empty());
+        assert!(err.contains("ttl: \"10 minutes\": must be a duration like 90s, 10m, 2h or 7d"), "{err}");
+        assert!(err.contains("HTTP 400"), "{err}");
+        b.click(&b.find("#confirm-cancel"));
         b.type_into(&b.find("#ovr-ttl"), "10m");
         b.click(&b.find("#ovr-form button[type=submit]"));
         confirm_with(&b, "console test grant", Some("confirm-dialog"));
@@ -538,7 +551,52 @@ mod browser {
         }
         shot(&b, "xss-as-text");
 
-        // Nothing secret where scripts or other sites can see it.
+        // The audit log pages: 30 writes by one admin, 25 a page, none lost or repeated
+        // (many share a millisecond, the boundary the paging must get right).
+        for i in 0..30 {
+            let r = admin_api(
+                &s.store,
+                "POST",
+                "/v1/overrides",
+                Some(json!({"kind": "allow_ip", "target": format!("10.77.{i}.0/24"), "ttl": "1h",
+                            "admin": "pager", "reason": format!("page test {i}")})),
+            );
+            assert_eq!(r.status, 201, "{}", r.text());
+        }
+        page(&b, &s, "#/audit");
+        b.type_into(&b.find("#audit-admin"), "pager");
+        b.select("#audit-size", "25");
+        b.click(&b.find("#audit-form button[type=submit]"));
+        let reasons = |b: &Browser| -> Vec<String> {
+            let v = b.script(
+                "return [...document.querySelectorAll('#audit-list tbody tr')].map(tr => tr.cells[5].textContent)",
+                json!([]),
+            );
+            v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+        };
+        b.wait_text("#audit-page", |t| t.starts_with("Page 1"));
+        let first = b.wait("25 entries on page 1", || Some(reasons(&b)).filter(|r| r.len() == 25));
+        assert_eq!(first[0], "page test 29", "newest first");
+        b.click(&b.find("#audit-older"));
+        b.wait_text("#audit-page", |t| t.starts_with("Page 2"));
+        let second = reasons(&b);
+        let mut all: Vec<String> = first.iter().chain(&second).cloned().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!((second.len(), all.len()), (5, 30), "page 2: {second:?}");
+        assert_eq!(b.property(&b.find("#audit-older"), "disabled"), json!(true), "no page 3");
+        b.click(&b.find("#audit-newer"));
+        b.wait_text("#audit-page", |t| t.starts_with("Page 1"));
+        assert_eq!(reasons(&b), first, "back to page 1");
+
+        // Nothing secret where scripts or other sites can see it, and no request to anything
+        // but the store.
+        let origin = s.store.url("/");
+        let elsewhere = b.script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(arguments[0]))",
+            json!([origin]),
+        );
+        assert_eq!(elsewhere, json!([]), "requests beyond the store");
         let seen = b.script(
             "return [document.cookie, location.href, ...performance.getEntriesByType('resource').map(e => e.name)].join(' ')",
             json!([]),
