@@ -363,6 +363,7 @@ mod envoy {
             }
         }
         assert_eq!(denied_by_envoy, 4, "alpha 3, gamma 1");
+        // Envoy writes access logs out every 10 s (--file-flush-interval-msec): wait for them.
         let json_text = wait_for_lines(&json_log, sent);
         let text_text = wait_for_lines(&text_log, sent);
         drop(envoy);
