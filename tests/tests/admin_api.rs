@@ -504,6 +504,12 @@ fn stats_count_decisions_and_keep_the_top_lists_bounded() {
         "{tpm}"
     );
     assert_eq!(v["totals"]["denied"], 506);
+    // By proxy (the address calls come from): calls, not checks: 4 allowed, 2 + 6 denied.
+    let proxy = &v["proxies"][0];
+    assert_eq!(v["proxies"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(proxy["proxy"], "127.0.0.1");
+    assert_eq!((proxy["allowed"].clone(), proxy["denied"].clone()), (json!(4), json!(8)), "{proxy}");
+    assert_eq!((proxy["leases_granted"].clone(), proxy["lease_units_granted"].clone()), (json!(2), json!(100)));
     assert!(v["since"].as_str().unwrap().ends_with('Z'));
     // Redis holds at most 100 members per list, every stats key has a TTL.
     for list in ["keys", "ips", "endpoints"] {

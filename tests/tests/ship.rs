@@ -427,6 +427,9 @@ fn rendered(path: &Path) -> String {
             "WASM" => wasm_path().display().to_string(),
             "PLUGIN_CONFIG" => serde_json::to_string(&plugin_config_for(&text)).unwrap(),
             "STOP_ITERATION" => "true".to_string(),
+            n if n.starts_with("ACCESS_LOG_") => {
+                std::env::temp_dir().join(format!("tollgate-validate-{}.log", n.to_lowercase())).display().to_string()
+            }
             n if n.ends_with("_PORT") => {
                 port += 1;
                 port.to_string()

@@ -1,7 +1,8 @@
 //! `tollgatectl`: the Tollgate admin CLI (contract §5).
 //!
 //! `validate` runs the filter's own configuration parser natively, so it reports exactly what
-//! Envoy would log after `invalid configuration: `. The store commands (`keys`, `overrides`,
+//! Envoy would log after `invalid configuration: `. `replay` runs recorded traffic through the
+//! filter's own core natively, in simulated time (`ctl/replay/`). The store commands (`keys`, `overrides`,
 //! `audit`, `stats`) call the tollgate-store admin API (`ctl`, docs/admin.md).
 //!
 //! Exit codes: 0 success; 1 an invalid or unreadable configuration, or a store command that
@@ -25,6 +26,17 @@ Usage:
       logs after \"invalid configuration: \"). Prints `CONFIG.json: ok (N rules: ...)`,
       or `CONFIG.json: PATH: REASON` on stderr. `-` reads standard input.
 
+  tollgatectl replay --config NEW.json [--compare OLD.json] [--format text|json]
+                     [--plot FILE.svg] [--show-keys] [--top N] LOG...
+      Replay recorded traffic through the filter's own core, in the logs' time, and report
+      what NEW.json would have done: per rule allowed/denied/throttled/shadow, the keys
+      denied most (hashed unless --show-keys), first and last denial, periods where the
+      remaining quota ran low; with --compare, the requests whose outcome changes.
+      LOG: Envoy access logs in JSON (json_format, Istio's JSON) or the default text
+      format, or JSON Lines of requests; gzip too; - reads standard input. Lines that
+      cannot be read are counted and shown. --plot draws allowed and denied per rule
+      over time. See the README, section \"Try a config on recorded traffic\".
+
   Against a tollgate-store (its admin API, docs/admin.md). KEY is the raw API key (the
   store hashes it; with --hash, KEY is a 16-hex-digit key hash, e.g. from `stats`):
   tollgatectl keys status KEY [--hash]
@@ -47,7 +59,8 @@ Usage:
                     [--since T] [--until T] [--limit N]
       Admin writes, newest first; T is RFC 3339 or a duration ago (15m, 2h, 7d)
   tollgatectl stats [--top N]
-      Allowed/denied per rule, hit rate, leases, top violators by key hash, IP, endpoint
+      Allowed/denied per rule and per proxy, hit rate, leases, top violators by key hash,
+      IP, endpoint
 
 Store options:
   --store URL      The store [TOLLGATE_STORE_URL] (default http://127.0.0.1:8080)
@@ -60,8 +73,8 @@ Options:
   -h, --help       Show this help
   -V, --version    Show the version
 
-Exit status: 0 ok; 1 invalid or unreadable configuration, or a store command that failed
-(store unreachable, request refused: one line on stderr); 2 usage error.
+Exit status: 0 ok; 1 invalid or unreadable configuration or log file, or a store command
+that failed (store unreachable, request refused: one line on stderr); 2 usage error.
 ";
 
 /// The store-backed commands of contract §5.
@@ -83,6 +96,17 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         "validate" => validate(&args[1..]),
+        "replay" => {
+            let rest = &args[1..];
+            if rest.iter().any(|a| a == "-h" || a == "--help") {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            match ctl::replay::run(rest) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(fail) => fail.exit(),
+            }
+        }
         c if STORE_COMMANDS.contains(&c) => {
             let rest = &args[1..];
             if rest.iter().any(|a| a == "-h" || a == "--help") {

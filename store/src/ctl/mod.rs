@@ -1,5 +1,6 @@
 //! tollgatectl's store commands: `keys status|limits|reset`, `overrides add|list|remove`,
-//! `audit`, `stats`, against the tollgate-store admin API (docs/admin.md).
+//! `audit`, `stats`, against the tollgate-store admin API (docs/admin.md); and `replay`
+//! (`replay/`), which needs no store.
 //!
 //! The store and the token come from `--store URL` / `--token T`, else `TOLLGATE_STORE_URL` /
 //! `TOLLGATE_ADMIN_TOKEN` (the URL defaults to the store's default address). Writes need
@@ -8,6 +9,7 @@
 //! unreachable, request refused), 2 for a usage error.
 
 mod http;
+pub mod replay;
 mod table;
 
 use std::process::ExitCode;
@@ -544,6 +546,22 @@ fn stats(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<(), Fail> 
                 table::render(&[title, "DENIED"], &rows)
             });
         }
+        let proxies: Vec<Vec<String>> = v["proxies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let mut r = row(s(&p["proxy"]), p);
+                r.remove(3);
+                r
+            })
+            .collect();
+        out.push_str("\n\n");
+        out.push_str(&if proxies.is_empty() {
+            "PROXIES: none".to_string()
+        } else {
+            table::render(&["PROXY", "ALLOWED", "DENIED", "LEASES", "LEASES DENIED", "UNITS LEASED"], &proxies)
+        });
         out
     });
     Ok(())
