@@ -820,6 +820,7 @@ pub fn limiter(data: &[u8]) {
         input: Some(input.num()).filter(|n| n % 3 != 0),
         output: Some(input.num()).filter(|n| n % 3 != 1),
         total: Some(input.num()).filter(|n| n % 2 == 0),
+        ..Usage::default()
     };
     let owned = OwnedRequest::decode(input.rest());
     let mut doc: Value = serde_json::from_str(LIMITER_CONFIGS[which]).expect("limiter config is JSON");
