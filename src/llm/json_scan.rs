@@ -533,9 +533,8 @@ impl JsonScanner {
             self.oversized = self.oversized.saturating_add(1);
             return;
         }
-        let usage = serde_json::from_slice::<serde_json::Value>(&self.captured)
-            .map(|v| usage_at(loc, &v))
-            .unwrap_or_default();
+        let usage =
+            serde_json::from_slice::<serde_json::Value>(&self.captured).map(|v| usage_at(loc, &v)).unwrap_or_default();
         if let Some(slot) = self.found.get_mut(loc.index()) {
             *slot = Some(usage);
         }

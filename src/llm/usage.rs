@@ -272,7 +272,10 @@ mod tests {
              "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}, "type": "message"}]}});
         let u = find_usage(&delta);
         assert_eq!((u.input_tokens(), u.output_tokens(), u.total_tokens()), (55377, 91, 55468));
-        assert_eq!((u.cached_input, u.cache_write, u.cache_write_5m, u.cache_write_1h), (Some(55096), Some(0), Some(0), Some(0)));
+        assert_eq!(
+            (u.cached_input, u.cache_write, u.cache_write_5m, u.cache_write_1h),
+            (Some(55096), Some(0), Some(0), Some(0))
+        );
         let empty_iterations = json!({"usage": {"input_tokens": 5, "output_tokens": 1, "iterations": []}});
         assert_eq!(find_usage(&empty_iterations), tokens(5, 1, None));
     }
@@ -290,7 +293,10 @@ mod tests {
             "cache_creation": {"ephemeral_5m_input_tokens": 400, "ephemeral_1h_input_tokens": 18}, "output_tokens": 33}});
         let u = find_usage(&anthropic);
         assert_eq!(u.input, Some(1532));
-        assert_eq!((u.cached_input, u.cache_write, u.cache_write_5m, u.cache_write_1h), (Some(1111), Some(418), Some(400), Some(18)));
+        assert_eq!(
+            (u.cached_input, u.cache_write, u.cache_write_5m, u.cache_write_1h),
+            (Some(1111), Some(418), Some(400), Some(18))
+        );
         let deepseek = json!({"usage": {"prompt_tokens": 12, "completion_tokens": 7, "prompt_cache_hit_tokens": 4, "prompt_cache_miss_tokens": 8}});
         assert_eq!(find_usage(&deepseek).cached_input, Some(4));
         let none = json!({"usage": {"prompt_tokens": 1, "completion_tokens": 2}});

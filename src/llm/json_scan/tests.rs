@@ -103,7 +103,10 @@ fn strings_with_escapes_and_look_alike_content_are_not_usage() {
 fn top_level_facts_tell_the_usage_only_chunk_from_the_others() {
     let facts = |text: &str| same_however_split(text.as_bytes()).1;
     let usage_only = facts(r#"{"id":"c","choices":[],"usage":{"prompt_tokens":1}}"#);
-    assert_eq!((usage_only.object, usage_only.choices, usage_only.usage), (Some(true), Member::EmptyArray, Member::Object));
+    assert_eq!(
+        (usage_only.object, usage_only.choices, usage_only.usage),
+        (Some(true), Member::EmptyArray, Member::Object)
+    );
     let spaced = facts("{ \"usage\" : { } , \"choices\" : [ \r\n ] }");
     assert_eq!((spaced.choices, spaced.usage), (Member::EmptyArray, Member::Object));
     let azure_first = facts(r#"{"choices":[],"id":"","prompt_filter_results":[{"prompt_index":0}]}"#);
@@ -138,7 +141,8 @@ fn usage_after_megabytes_of_base64_is_found_with_bounded_memory() {
 #[test]
 fn a_usage_value_over_the_cap_is_skipped_and_counted() {
     let pad = "x".repeat(MAX_CAPTURE_BYTES);
-    let text = format!(r#"[{{"usage":{{"total_tokens":1}}}},{{"usage":{{"total_tokens":2,"pad":"{pad}"}}}},{{"id":1}}]"#);
+    let text =
+        format!(r#"[{{"usage":{{"total_tokens":1}}}},{{"usage":{{"total_tokens":2,"pad":"{pad}"}}}},{{"id":1}}]"#);
     let mut s = JsonScanner::new();
     for piece in text.as_bytes().chunks(1000) {
         s.feed(piece);
