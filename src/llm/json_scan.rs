@@ -96,7 +96,45 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// The bytes that change the nesting inside a skipped value (outside its strings).
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `x` (and maybe of bytes above the first zero byte, which
+/// does not matter: only the lowest flagged byte is used).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The first byte of `s` for which `hits` (eight bytes at a time) or `one` (for the last few)
+/// says yes.
+#[inline]
+fn find_by(s: &[u8], hits: impl Fn(u64) -> u64, one: impl Fn(u8) -> bool) -> Option<usize> {
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let h = hits(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+        if h != 0 {
+            return Some(at + (h.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words.remainder().iter().position(|&c| one(c)).map(|i| at + i)
+}
+
+/// The first `a` or `b` in `s`, eight bytes at a time (strings are most of a body: a base64
+/// image, a long completion).
+#[inline]
+pub(crate) fn find_either(s: &[u8], a: u8, b: u8) -> Option<usize> {
+    let (pa, pb) = (LO.wrapping_mul(a as u64), LO.wrapping_mul(b as u64));
+    find_by(s, |w| zero_bytes(w ^ pa) | zero_bytes(w ^ pb), |c| c == a || c == b)
+}
+
+/// Whether a byte changes the nesting inside a skipped value (outside its strings).
+fn is_structural(c: u8) -> bool {
+    STRUCTURAL[c as usize]
+}
+
 static STRUCTURAL: [bool; 256] = {
     let mut t = [false; 256];
     t[b'"' as usize] = true;
@@ -107,26 +145,22 @@ static STRUCTURAL: [bool; 256] = {
     t
 };
 
-/// The first `a` or `b` in `s`, eight bytes at a time (strings are most of a body: a base64
-/// image, a long completion).
+/// The first byte that changes the nesting inside a skipped value: `"`, `{`, `}`, `[` or
+/// `]`. The first few bytes one by one (they are dense in small stream chunks), then eight
+/// at a time (long runs of numbers: embeddings). (`b | 0x20` maps `[` and `]` onto `{` and
+/// `}`, and nothing else onto them.)
 #[inline]
-pub(crate) fn find_either(s: &[u8], a: u8, b: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let (pa, pb) = (LO.wrapping_mul(a as u64), LO.wrapping_mul(b as u64));
-    let mut words = s.chunks_exact(8);
-    let mut at = 0;
-    for word in &mut words {
-        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-        let (xa, xb) = (w ^ pa, w ^ pb);
-        // A zero byte of xa or xb is a match; the lowest flagged byte is the first one.
-        let hits = ((xa.wrapping_sub(LO) & !xa) | (xb.wrapping_sub(LO) & !xb)) & HI;
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
+fn find_structural(s: &[u8]) -> Option<usize> {
+    let head = s.get(..16).unwrap_or(s);
+    if let Some(i) = head.iter().position(|&c| is_structural(c)) {
+        return Some(i);
     }
-    words.remainder().iter().position(|&c| c == a || c == b).map(|i| at + i)
+    let (quote, open, close) = (LO * b'"' as u64, LO * b'{' as u64, LO * b'}' as u64);
+    let hits = |w: u64| {
+        let folded = w | (LO * 0x20);
+        zero_bytes(w ^ quote) | zero_bytes(folded ^ open) | zero_bytes(folded ^ close)
+    };
+    find_by(s.get(head.len()..).unwrap_or_default(), hits, is_structural).map(|i| i + head.len())
 }
 
 /// The scanner. One per JSON text (an SSE event's data, a response body); reusable after
@@ -160,8 +194,9 @@ pub struct JsonScanner {
     capture: Option<Location>,
     captured: Vec<u8>,
     capture_overflow: bool,
-    /// Usage found in the current document, by location.
-    found: [Option<Usage>; 5],
+    /// Usage found in the current document, by location (`found_mask` says which are set).
+    found: [Usage; 5],
+    found_mask: u8,
     /// Usage of the documents so far (the last report winning field by field).
     usage: Usage,
     top: TopLevel,
@@ -196,7 +231,8 @@ impl JsonScanner {
             capture: None,
             captured: Vec::new(),
             capture_overflow: false,
-            found: [None; 5],
+            found: [Usage::default(); 5],
+            found_mask: 0,
             usage: Usage::default(),
             top: TopLevel::default(),
             oversized: 0,
@@ -238,10 +274,19 @@ impl JsonScanner {
             self.end_document();
         }
         let usage = std::mem::take(&mut self.usage);
-        let oversized = self.oversized;
-        let mut captured = std::mem::take(&mut self.captured);
-        captured.clear();
-        *self = JsonScanner { captured, oversized, ..JsonScanner::new() };
+        // Field by field (not a new scanner): this runs once per SSE event.
+        self.expect = Expect::Value;
+        self.depth = 0;
+        self.in_string = false;
+        self.escape = false;
+        self.in_scalar = false;
+        self.skip_depth = 0;
+        self.peek_choices = false;
+        self.capture = None;
+        self.captured.clear();
+        self.found_mask = 0;
+        self.member = Name::Other;
+        self.top = TopLevel::default();
         usage
     }
 
@@ -280,8 +325,13 @@ impl JsonScanner {
     }
 
     fn end_document(&mut self) {
-        let found = std::mem::take(&mut self.found);
-        if let Some(u) = found.into_iter().flatten().find(|u| !u.is_empty()) {
+        let mask = std::mem::take(&mut self.found_mask);
+        let first = Location::ALL
+            .iter()
+            .filter(|loc| mask & (1 << loc.index()) != 0)
+            .filter_map(|loc| self.found.get(loc.index()))
+            .find(|u| !u.is_empty());
+        if let Some(u) = first.copied() {
             self.usage.merge(u);
         }
     }
@@ -477,7 +527,7 @@ impl JsonScanner {
                     }
                 }
             } else {
-                match rest.iter().position(|&b| STRUCTURAL[b as usize]) {
+                match find_structural(rest) {
                     None => at = bytes.len(),
                     Some(i) => {
                         at += i + 1;
@@ -536,7 +586,8 @@ impl JsonScanner {
         let usage =
             serde_json::from_slice::<serde_json::Value>(&self.captured).map(|v| usage_at(loc, &v)).unwrap_or_default();
         if let Some(slot) = self.found.get_mut(loc.index()) {
-            *slot = Some(usage);
+            *slot = usage;
+            self.found_mask |= 1 << loc.index();
         }
         self.captured.clear();
     }

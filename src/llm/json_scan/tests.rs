@@ -231,6 +231,26 @@ fn find_either_finds_the_first_of_two_bytes_at_every_offset() {
     assert_eq!(find_either(&high, b'"', b'\\'), None);
 }
 
+#[test]
+fn find_structural_finds_exactly_quotes_and_brackets_at_every_offset() {
+    for b in 0..=255u8 {
+        let structural = matches!(b, b'"' | b'{' | b'}' | b'[' | b']');
+        for len in 1..20 {
+            for at in 0..len {
+                let mut s = vec![b'0'; len];
+                s[at] = b;
+                let expected = structural.then_some(at);
+                assert_eq!(find_structural(&s), expected, "byte {b:#x} at {at} of {len}");
+                // The byte after a match cannot hide it.
+                if at + 1 < len {
+                    s[at + 1] = b'[';
+                    assert_eq!(find_structural(&s), Some(if structural { at } else { at + 1 }));
+                }
+            }
+        }
+    }
+}
+
 /// Arbitrary JSON whose keys are often the ones the scanner looks for.
 fn any_json() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
