@@ -59,8 +59,15 @@ fn triple(u: &Usage) -> (u64, u64, u64) {
     (u.input_tokens(), u.output_tokens(), u.total_tokens())
 }
 
+/// The usage read from `text` cut at `cuts` (every byte must be sent on unchanged).
 fn usage_of(text: &str, cuts: &[usize]) -> Usage {
-    run(text.as_bytes(), cuts, false).1
+    let mut r = SseReader::new(false);
+    let mut start = 0;
+    for &end in cuts.iter().chain([&text.len()]) {
+        assert_eq!(r.feed(&text.as_bytes()[start..end], end == text.len()), Forward::Unchanged);
+        start = end;
+    }
+    r.finish()
 }
 
 fn expect(text: &str, tokens: (u64, u64, u64)) {
