@@ -14,7 +14,9 @@ use tollgate::config::{ApiKeyConfig, Config, Estimate, HeaderFormat, LlmConfig, 
 use tollgate::duration::Duration;
 use tollgate::keys::{self, KeySource};
 use tollgate::limiter::{self, Limiter, Reply};
-use tollgate::llm::{self, find_usage, LlmRequest, SseUsageParser, Usage};
+use tollgate::llm::json_scan::JsonScanner;
+use tollgate::llm::sse::{Forward, SseReader};
+use tollgate::llm::{self, find_usage, LlmRequest, Usage};
 use tollgate::overrides::Overrides;
 use tollgate::request::{self, Request};
 use tollgate::response::{self, Applied};
@@ -356,36 +358,56 @@ fn llm_config(estimate: Estimate, price: Price) -> LlmConfig {
     }
 }
 
+/// The usage a parsed document reports: `find_usage`, or for a top-level array each element's,
+/// the last winning field by field.
+fn usage_of_doc(doc: &Value) -> Usage {
+    match doc.as_array() {
+        Some(items) => items.iter().fold(Usage::default(), |mut u, item| {
+            u.merge(find_usage(item));
+            u
+        }),
+        None => find_usage(doc),
+    }
+}
+
+/// The incremental JSON scanner fed `pieces`.
+fn scan_json(pieces: &[&[u8]]) -> (Usage, u32) {
+    let mut s = JsonScanner::new();
+    for piece in pieces {
+        s.feed(piece);
+    }
+    let oversized = s.oversized();
+    (s.finish_text(), oversized)
+}
+
 /// `find_usage`, `LlmRequest::from_body`, `rewrite_body`, estimates, costs and settlements
 /// on arbitrary JSON: never panic; the rewrite is valid JSON, idempotent and does what it
-/// says; the SSE parser reading the document as one event finds the same usage.
+/// says; the incremental scanner finds the same usage as the parsed document, and so does the
+/// SSE reader reading the document as one event; on any bytes the scanner never panics and
+/// finds the same however the text is split.
 pub fn usage_json(data: &[u8]) {
     let mut input = Input::new(data);
     let (p_in, p_out, fixed, reserved) = (input.num(), input.num(), input.num(), input.num());
-    let Ok(doc) = serde_json::from_slice::<Value>(input.rest()) else { return };
-    let usage = find_usage(&doc);
+    let raw = input.rest();
+    let cut = (p_in as usize) % (raw.len() + 1);
+    let (a, b) = raw.split_at(cut);
+    assert_eq!(scan_json(&[a, b]), scan_json(&[raw]), "split at {cut}");
+    let Ok(doc) = serde_json::from_slice::<Value>(raw) else { return };
+    let usage = usage_of_doc(&doc);
     let total = usage.total_tokens();
     match usage.total {
         Some(t) => assert_eq!(total, t),
         None => assert_eq!(total, usage.input_tokens().saturating_add(usage.output_tokens())),
     }
-    if let Some(items) = doc.as_array() {
-        let mut u = Usage::default();
-        for item in items {
-            u.merge(find_usage(item));
-        }
-        let _ = u.total_tokens();
-    }
-    // The same document as one SSE event (compact JSON has no raw newline).
+    // The document as serialised (keys without escapes, which the scanner does not decode).
     let text = doc.to_string();
-    if text.len() <= llm::sse::MAX_EVENT_BYTES {
-        let mut p = SseUsageParser::new();
-        p.feed(b"data: ");
-        p.feed(text.as_bytes());
-        p.feed(b"\n\n");
-        p.finish();
-        assert_eq!(p.usage, usage, "SSE and JSON disagree on {text}");
-    }
+    assert_eq!(scan_json(&[text.as_bytes()]).0, usage, "the scanner and the parsed document disagree on {text}");
+    // The same document as one SSE event (compact JSON has no raw newline).
+    let mut p = SseReader::new(false);
+    p.feed(b"data: ", false);
+    p.feed(text.as_bytes(), false);
+    p.feed(b"\n\n", true);
+    assert_eq!(p.finish(), usage, "SSE and JSON disagree on {text}");
     let req = LlmRequest::from_body(&doc);
     let price = Price { model: "gpt-4o".into(), input_per_mtok_micro: p_in, output_per_mtok_micro: p_out };
     for estimate in [Estimate::MaxTokens, Estimate::Fixed(fixed), Estimate::None] {
@@ -401,8 +423,14 @@ pub fn usage_json(data: &[u8]) {
     }
     let _ = llm::cost_micro_usd(&price, usage.input_tokens(), usage.output_tokens());
     for (include_usage, model) in [(true, None), (false, Some("gpt-4o-mini")), (true, Some("m"))] {
-        if let Some(bytes) = llm::rewrite_body(&doc, include_usage, model) {
-            let out: Value = serde_json::from_slice(&bytes).expect("rewritten body is JSON");
+        if let Some(rewritten) = llm::rewrite_body(&doc, include_usage, model) {
+            let out: Value = serde_json::from_slice(&rewritten.bytes).expect("rewritten body is JSON");
+            assert_eq!(
+                rewritten.added_include_usage,
+                include_usage && out.pointer("/stream_options/include_usage") == Some(&Value::Bool(true))
+                    && doc.pointer("/stream_options/include_usage") != Some(&Value::Bool(true)),
+                "added_include_usage says what was added"
+            );
             assert!(out.is_object());
             if let Some(m) = model {
                 assert_eq!(out["model"], m);
@@ -419,19 +447,27 @@ pub fn usage_json(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// sse: the incremental SSE usage parser.
+// sse: the incremental SSE reader.
 
-fn parse_sse(pieces: &[&[u8]]) -> (Usage, u32) {
-    let mut p = SseUsageParser::new();
-    for piece in pieces {
-        p.feed(piece);
+/// The SSE reader fed `pieces` (the last one ends the stream): the usage, what it sent on,
+/// and the usage values it skipped for size.
+fn read_sse(pieces: &[&[u8]], strip: bool) -> (Usage, Vec<u8>, u32) {
+    let mut p = SseReader::new(strip);
+    let mut sent = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        match p.feed(piece, i + 1 == pieces.len()) {
+            Forward::Unchanged => sent.extend_from_slice(piece),
+            Forward::Replace(bytes) => sent.extend_from_slice(bytes),
+        }
     }
-    p.finish();
-    (p.usage, p.skipped)
+    let oversized = p.oversized();
+    (p.finish(), sent, oversized)
 }
 
-/// Arbitrary bytes fed in arbitrary chunks: never panics, and the usage (and the count of
-/// skipped events) is the same however the stream is split.
+/// Arbitrary bytes fed in arbitrary chunks: never panics; the usage (and the count of skipped
+/// values) is the same however the stream is split; without stripping every byte is sent on
+/// unchanged; with it, what is sent is the same however the stream is split, never more than
+/// the stream, and the usage read is the same.
 pub fn sse(data: &[u8]) {
     let mut input = Input::new(data);
     let cuts = usize::from(input.u8() % 16);
@@ -441,7 +477,8 @@ pub fn sse(data: &[u8]) {
         *a %= body.len() + 1;
     }
     at.sort_unstable();
-    let whole = parse_sse(&[body]);
+    let whole = read_sse(&[body], false);
+    assert_eq!(whole.1, body, "nothing is changed without stripping");
     let mut pieces = Vec::new();
     let mut start = 0;
     for &cut in &at {
@@ -449,10 +486,15 @@ pub fn sse(data: &[u8]) {
         start = cut;
     }
     pieces.push(&body[start..]);
-    assert_eq!(parse_sse(&pieces), whole, "split at {at:?}");
+    assert_eq!(read_sse(&pieces, false), whole, "split at {at:?}");
+    let stripped = read_sse(&[body], true);
+    assert_eq!(stripped.0, whole.0, "stripping does not change the usage read");
+    assert!(stripped.1.len() <= body.len());
+    assert_eq!(read_sse(&pieces, true), stripped, "stripped, split at {at:?}");
     if body.len() <= 4096 {
         let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        assert_eq!(parse_sse(&bytes), whole, "byte by byte");
+        assert_eq!(read_sse(&bytes, false), whole, "byte by byte");
+        assert_eq!(read_sse(&bytes, true), stripped, "stripped, byte by byte");
     }
     let _ = whole.0.total_tokens();
 }
@@ -820,6 +862,7 @@ pub fn limiter(data: &[u8]) {
         input: Some(input.num()).filter(|n| n % 3 != 0),
         output: Some(input.num()).filter(|n| n % 3 != 1),
         total: Some(input.num()).filter(|n| n % 2 == 0),
+        ..Usage::default()
     };
     let owned = OwnedRequest::decode(input.rest());
     let mut doc: Value = serde_json::from_str(LIMITER_CONFIGS[which]).expect("limiter config is JSON");

@@ -12,7 +12,7 @@ mod store_call;
 
 use crate::config::Config;
 use crate::limiter::{BodyPlan, Evaluation, Limiter, Reply, Reservation};
-use crate::llm::{self, SseUsageParser, Usage};
+use crate::llm::{self, Forward, ResponseReader};
 use crate::metrics::ProxyMetric;
 use crate::request::Request;
 use held::{HeldQueue, SharedQueue};
@@ -138,18 +138,6 @@ impl RootContext for TollgateRoot {
     }
 }
 
-/// Where a response's usage is read from, chosen by its content type.
-#[derive(Default)]
-enum UsageReader {
-    #[default]
-    Off,
-    Sse(SseUsageParser),
-    /// A JSON body, copied (not held) up to the body cap.
-    Json(Vec<u8>),
-    /// The JSON body outgrew the cap.
-    TooLarge,
-}
-
 /// One request.
 #[derive(Default)]
 struct TollgateFilter {
@@ -165,7 +153,10 @@ struct TollgateFilter {
     response_headers: Vec<(&'static str, String)>,
     /// Charges to settle when the stream ends.
     reservations: Vec<Reservation>,
-    usage: UsageReader,
+    /// Tollgate added `stream_options.include_usage` to the request (the client did not ask).
+    include_usage_added: bool,
+    /// Reads the response's usage (and withholds the usage chunk Tollgate caused).
+    usage: Option<ResponseReader>,
     /// Total tokens from the configured usage header.
     header_usage: Option<u64>,
     /// Global rules waiting for the store.
@@ -308,7 +299,7 @@ impl TollgateFilter {
     }
 
     /// Degrade (model rewrite, marker header) and ask OpenAI-style streams for usage.
-    fn rewrite_request(&self, active: &Active, req: &Request, eval: &Evaluation, body_size: usize) {
+    fn rewrite_request(&mut self, active: &Active, req: &Request, eval: &Evaluation, body_size: usize) {
         let config = &active.limiter.config;
         let degrade =
             eval.degraded_by.and_then(|i| config.rules.get(i)).and_then(|r| r.degrade.as_ref().map(|d| (r, d)));
@@ -325,10 +316,11 @@ impl TollgateFilter {
             // Once the headers went upstream (Envoy without stop-iteration) the length cannot
             // change any more: then the body is left as it is.
             // (A chunked request has no length to keep in step: Envoy re-frames the body.)
-            let len = new_body.len().to_string();
+            let len = new_body.bytes.len().to_string();
             let framed = req.header("content-length").is_some();
             if !framed || ffi::set_header(MapType::HttpRequestHeaders, "content-length", Some(&len)) {
-                let rewritten = ffi::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body);
+                let rewritten = ffi::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body.bytes);
+                self.include_usage_added = rewritten && new_body.added_include_usage;
                 if framed && !rewritten {
                     ffi::set_header(MapType::HttpRequestHeaders, "content-length", Some(&body_size.to_string()));
                 }
@@ -347,23 +339,11 @@ impl TollgateFilter {
         if !self.reservations.iter().any(|r| needs_usage(r.unit)) && !global_units.iter().any(|u| needs_usage(*u)) {
             return;
         }
-        let mut usage = match std::mem::take(&mut self.usage) {
-            UsageReader::Sse(mut p) => {
-                p.finish();
-                p.usage
-            }
-            UsageReader::Json(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
-                .map(|doc| match doc.as_array() {
-                    // A streamed JSON array (Gemini without alt=sse): the last usage wins.
-                    Some(items) => items.iter().fold(Usage::default(), |mut u, d| {
-                        u.merge(llm::find_usage(d));
-                        u
-                    }),
-                    None => llm::find_usage(&doc),
-                })
-                .unwrap_or_default(),
-            UsageReader::Off | UsageReader::TooLarge => Usage::default(),
-        };
+        let reader = self.usage.take();
+        if let Some(skipped) = reader.as_ref().map(ResponseReader::oversized).filter(|n| *n > 0) {
+            log::warn!("{skipped} usage value(s) over {} bytes skipped", llm::json_scan::MAX_CAPTURE_BYTES);
+        }
+        let mut usage = reader.map(ResponseReader::finish).unwrap_or_default();
         if usage.is_empty() {
             usage.total = self.header_usage;
         }
@@ -470,15 +450,16 @@ impl HttpContext for TollgateFilter {
         for (name, value) in self.response_headers.drain(..) {
             ffi::add_header(MapType::HttpResponseHeaders, name, &value);
         }
-        if self.reservations.iter().any(|r| r.unit.is_llm()) {
+        let reads_usage = self.reservations.iter().any(|r| r.unit.is_llm());
+        if reads_usage || self.include_usage_added {
             let header = |name: &str| hostcalls::get_map_value(MapType::HttpResponseHeaders, name).ok().flatten();
             let content_type = header("content-type").unwrap_or_default();
-            self.usage = if content_type.starts_with("text/event-stream") {
-                UsageReader::Sse(SseUsageParser::new())
-            } else {
-                UsageReader::Json(Vec::new())
-            };
-            if let Some(active) = &self.active {
+            self.usage = ResponseReader::for_response(&content_type, reads_usage, self.include_usage_added);
+            if self.usage.as_ref().is_some_and(ResponseReader::may_change_body) {
+                // The body may lose the usage chunk: its length is no longer known.
+                ffi::set_header(MapType::HttpResponseHeaders, "content-length", None);
+            }
+            if let Some(active) = self.active.as_ref().filter(|_| reads_usage) {
                 if let Some(name) = &active.limiter.config.llm.usage_header {
                     self.header_usage = header(name).and_then(|v| v.trim().parse().ok());
                 }
@@ -487,19 +468,22 @@ impl HttpContext for TollgateFilter {
         Action::Continue
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        // Copy what usage needs; the stream itself flows on untouched.
-        if matches!(self.usage, UsageReader::Off | UsageReader::TooLarge) || body_size == 0 {
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // Read usage as the body streams by (nothing is buffered); the chunk flows on as it
+        // is, except the usage chunk Tollgate caused, which is withheld.
+        let Some(reader) = &mut self.usage else { return Action::Continue };
+        if body_size == 0 && !end_of_stream {
             return Action::Continue;
         }
-        let chunk =
-            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
-        let cap = self.active.as_ref().map(|a| a.limiter.config.max_body_bytes as usize).unwrap_or(0);
-        match &mut self.usage {
-            UsageReader::Sse(p) => p.feed(&chunk),
-            UsageReader::Json(buf) if buf.len() + chunk.len() <= cap => buf.extend_from_slice(&chunk),
-            UsageReader::Json(_) => self.usage = UsageReader::TooLarge,
-            UsageReader::Off | UsageReader::TooLarge => {}
+        let chunk = if body_size == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+        };
+        if let Forward::Replace(bytes) = reader.feed(&chunk, end_of_stream) {
+            if !ffi::set_buffer(BufferType::HttpResponseBody, 0, body_size, bytes) {
+                log::warn!("cannot replace a response body chunk ({body_size} bytes)");
+            }
         }
         Action::Continue
     }

@@ -1,12 +1,14 @@
 //! LLM traffic: what a request asks for (model, max tokens, stream), what to reserve before
 //! the response, what the response reports (usage), and what it costs.
 
+pub mod json_scan;
+pub mod reader;
 pub mod sse;
 pub mod usage;
 
 use crate::config::{Estimate, LlmConfig, Price, Unit};
+pub use reader::{BodyKind, Forward, ResponseReader};
 use serde_json::Value;
-pub use sse::SseUsageParser;
 pub use usage::{find_usage, Usage};
 
 /// The fields of an LLM request body that limits need.
@@ -76,9 +78,18 @@ pub fn asks_for_usage_when_streaming(path: &str) -> bool {
     p.ends_with("/chat/completions") || p.ends_with("/completions")
 }
 
+/// A request body rewritten by `rewrite_body`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewrittenBody {
+    pub bytes: Vec<u8>,
+    /// `stream_options.include_usage` was added: the client did not ask for the usage chunk,
+    /// so it is withheld from the response (`ResponseReader`).
+    pub added_include_usage: bool,
+}
+
 /// Rewrite a request body: set `stream_options.include_usage` on a streaming OpenAI-style
 /// request, and/or replace the model. Returns the new body when something changed.
-pub fn rewrite_body(body: &Value, include_usage: bool, set_model: Option<&str>) -> Option<Vec<u8>> {
+pub fn rewrite_body(body: &Value, include_usage: bool, set_model: Option<&str>) -> Option<RewrittenBody> {
     // Most bodies need no change: find out before copying the document.
     let obj = body.as_object()?;
     let adds_usage = include_usage
@@ -93,12 +104,14 @@ pub fn rewrite_body(body: &Value, include_usage: bool, set_model: Option<&str>) 
     let mut doc = body.clone();
     let obj = doc.as_object_mut()?;
     let mut changed = false;
+    let mut added_include_usage = false;
     if include_usage && obj.get("stream").and_then(Value::as_bool) == Some(true) {
         let opts = obj.entry("stream_options").or_insert_with(|| Value::Object(Default::default()));
         if let Some(o) = opts.as_object_mut() {
             if o.get("include_usage").and_then(Value::as_bool) != Some(true) {
                 o.insert("include_usage".into(), Value::Bool(true));
                 changed = true;
+                added_include_usage = true;
             }
         }
     }
@@ -109,7 +122,7 @@ pub fn rewrite_body(body: &Value, include_usage: bool, set_model: Option<&str>) 
         }
     }
     if changed {
-        serde_json::to_vec(&doc).ok()
+        serde_json::to_vec(&doc).ok().map(|bytes| RewrittenBody { bytes, added_include_usage })
     } else {
         None
     }
@@ -164,11 +177,32 @@ mod tests {
     #[test]
     fn include_usage_and_model_rewrites() {
         let b = json!({"model": "gpt-4o", "stream": true, "messages": []});
-        let out: Value = serde_json::from_slice(&rewrite_body(&b, true, None).unwrap()).unwrap();
+        let rewritten = rewrite_body(&b, true, None).unwrap();
+        assert!(rewritten.added_include_usage);
+        let out: Value = serde_json::from_slice(&rewritten.bytes).unwrap();
         assert_eq!(out["stream_options"]["include_usage"], true);
         assert!(rewrite_body(&json!({"stream": false}), true, None).is_none());
-        let out: Value = serde_json::from_slice(&rewrite_body(&b, false, Some("gpt-4o-mini")).unwrap()).unwrap();
+        let rewritten = rewrite_body(&b, false, Some("gpt-4o-mini")).unwrap();
+        assert!(!rewritten.added_include_usage);
+        let out: Value = serde_json::from_slice(&rewritten.bytes).unwrap();
         assert_eq!(out["model"], "gpt-4o-mini");
         assert!(rewrite_body(&json!([1]), true, Some("m")).is_none());
+    }
+
+    #[test]
+    fn include_usage_is_added_only_when_the_client_did_not_ask_for_it() {
+        let asked = json!({"stream": true, "stream_options": {"include_usage": true}});
+        assert!(rewrite_body(&asked, true, None).is_none());
+        let asked_and_degraded = rewrite_body(&asked, true, Some("m")).unwrap();
+        assert!(!asked_and_degraded.added_include_usage, "the model changed, the usage was asked for");
+        let said_no =
+            json!({"stream": true, "stream_options": {"include_usage": false, "continuous_usage_stats": false}});
+        let r = rewrite_body(&said_no, true, None).unwrap();
+        assert!(r.added_include_usage);
+        let out: Value = serde_json::from_slice(&r.bytes).unwrap();
+        assert_eq!(out["stream_options"], json!({"include_usage": true, "continuous_usage_stats": false}));
+        let odd_options = json!({"stream": true, "stream_options": "yes"});
+        assert!(rewrite_body(&odd_options, true, None).is_none(), "options that are not an object are left alone");
+        assert!(rewrite_body(&json!({"stream": true}), false, None).is_none());
     }
 }

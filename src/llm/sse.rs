@@ -1,231 +1,377 @@
-//! Incremental Server-Sent Events parser for usage: fed the response body chunk by chunk as
-//! it streams to the client (nothing is held back), it carries partial lines across chunks,
-//! keeps at most `MAX_EVENT_BYTES` of one event, and parses only events that mention usage.
+//! Incremental Server-Sent Events reader. Invariant: fed the response body chunk by chunk as
+//! it streams to the client, split at any byte, it reads the same usage as from the whole
+//! stream, with bounded memory whatever the size of an event: each event's data goes straight
+//! into a `JsonScanner` (no line or event is buffered), which copies out only usage values.
+//!
+//! With `strip_usage_chunk` it also withholds the usage-only chunk (an event whose JSON has
+//! `"choices":[]` and a non-null `usage`) that an upstream sends because Tollgate added
+//! `stream_options.include_usage` to the request: the client gets exactly the stream it asked
+//! for. Every other event passes unchanged. Only the bytes of an event that may still be that
+//! chunk are held, and only until it completes, it is known not to be that chunk, or it
+//! outgrows `MAX_HELD_BYTES`; a complete event is never held, and everything held is released
+//! at the end of the stream.
 
-use super::usage::{find_usage, Usage};
+use super::json_scan::{find_either, JsonScanner, Member, TopLevel};
+use super::usage::Usage;
 
-/// Longest event data kept; a longer event is skipped (its usage is not read).
-pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Largest event that may be withheld as the usage-only chunk (those are a few hundred
+/// bytes): a bigger event passes as it is, so at most this much is ever held.
+pub const MAX_HELD_BYTES: usize = 64 * 1024;
 
-#[derive(Default)]
-pub struct SseUsageParser {
-    /// The current line so far (bytes after the last line end).
-    line: Vec<u8>,
-    /// The current event's data lines, joined by '\n'.
-    data: Vec<u8>,
-    /// The current event overflowed `MAX_EVENT_BYTES`.
-    oversized: bool,
-    /// The last byte fed was '\r' (so a following '\n' is part of the same line end).
-    after_cr: bool,
-    pub usage: Usage,
-    /// Events whose data was skipped for size.
-    pub skipped: u32,
+/// What to do with the chunk just read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forward<'a> {
+    /// Send it on as it is (the common case: nothing is copied).
+    Unchanged,
+    /// Send these bytes instead (possibly none).
+    Replace(&'a [u8]),
 }
 
-impl SseUsageParser {
-    pub fn new() -> SseUsageParser {
-        SseUsageParser::default()
+/// Where the reader is within the current line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Line {
+    /// Nothing of the line read yet.
+    Start,
+    /// Reading the field name (up to its colon).
+    Field,
+    /// Just after `data:`: one space may follow, and is not part of the value.
+    DataValueStart,
+    DataValue,
+    /// Another field, or a comment: its value does not matter.
+    Ignored,
+}
+
+/// The usage-only chunk: an object with `"choices": []` and an object `usage`.
+fn is_usage_only(top: TopLevel) -> bool {
+    top.object == Some(true) && top.choices == Member::EmptyArray && top.usage == Member::Object
+}
+
+/// Whether an event whose data scanned so far gives `top` may still turn out usage-only.
+fn may_be_usage_only(top: TopLevel) -> bool {
+    top.object != Some(false)
+        && !top.broken
+        && matches!(top.choices, Member::Unseen | Member::EmptyArray)
+        && matches!(top.usage, Member::Unseen | Member::Object)
+}
+
+pub struct SseReader {
+    scanner: JsonScanner,
+    usage: Usage,
+    line: Line,
+    /// The field name so far (only `data` matters) and its length.
+    field: [u8; 4],
+    field_len: usize,
+    /// The last line ended with '\r' (so a following '\n' belongs to the same line end).
+    after_cr: bool,
+    /// Data lines in the current event.
+    data_lines: u32,
+    /// Some line of the current event has been read.
+    in_event: bool,
+    strip: Option<Stripper>,
+}
+
+impl SseReader {
+    pub fn new(strip_usage_chunk: bool) -> SseReader {
+        SseReader {
+            scanner: JsonScanner::new(),
+            usage: Usage::default(),
+            line: Line::Start,
+            field: [0; 4],
+            field_len: 0,
+            after_cr: false,
+            data_lines: 0,
+            in_event: false,
+            strip: strip_usage_chunk.then(Stripper::default),
+        }
     }
 
-    pub fn feed(&mut self, mut chunk: &[u8]) {
-        // Line by line, a slice at a time (not byte by byte: this runs on every chunk).
-        while let Some((&first, tail)) = chunk.split_first() {
-            if self.after_cr && first == b'\n' {
-                // The '\n' of a "\r\n" line end.
+    /// Whether the usage-only chunk is withheld.
+    pub fn strips(&self) -> bool {
+        self.strip.is_some()
+    }
+
+    /// Usage values skipped for size.
+    pub fn oversized(&self) -> u32 {
+        self.scanner.oversized()
+    }
+
+    /// Usage-only chunks withheld from the client.
+    pub fn stripped(&self) -> u32 {
+        self.strip.as_ref().map_or(0, |s| s.stripped)
+    }
+
+    /// Read the next chunk; say what to send on in its place.
+    pub fn feed(&mut self, chunk: &[u8], end_of_stream: bool) -> Forward<'_> {
+        if let Some(s) = &mut self.strip {
+            s.begin_chunk();
+        }
+        let mut at = 0;
+        while let Some(rest) = chunk.get(at..).filter(|r| !r.is_empty()) {
+            if self.after_cr {
                 self.after_cr = false;
-                chunk = tail;
-                continue;
+                if rest.first() == Some(&b'\n') {
+                    // The '\n' of a "\r\n" line end.
+                    if let Some(s) = &mut self.strip {
+                        s.line_feed(chunk, at);
+                    }
+                    at += 1;
+                    continue;
+                }
             }
-            match chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
-                Some(i) => {
-                    let (line, rest) = chunk.split_at(i);
-                    self.push_line(line);
+            if let Some(s) = &mut self.strip {
+                s.swallow_lf = false;
+            }
+            let end = find_either(rest, b'\n', b'\r');
+            let text = rest.get(..end.unwrap_or(rest.len())).unwrap_or_default();
+            if self.line == Line::Start {
+                if end == Some(0) {
+                    // A blank line: the event ends with its line end.
                     self.after_cr = rest.first() == Some(&b'\r');
-                    self.end_line();
-                    chunk = rest.get(1..).unwrap_or_default();
+                    at += 1;
+                    self.end_event(chunk, at);
+                    continue;
                 }
-                None => {
-                    self.push_line(chunk);
-                    self.after_cr = false;
-                    chunk = &[];
+                if !self.in_event {
+                    self.in_event = true;
+                    if let Some(s) = &mut self.strip {
+                        s.begin_event(chunk, at);
+                    }
+                }
+                self.line = Line::Field;
+            }
+            self.read_line_part(text);
+            at += text.len();
+            if let Some(s) = self.strip.as_mut().filter(|s| s.holding) {
+                if !may_be_usage_only(self.scanner.top_level()) {
+                    s.release(chunk, at);
                 }
             }
+            if end.is_some() {
+                self.after_cr = chunk.get(at) == Some(&b'\r');
+                at += 1;
+                self.end_line();
+            }
+        }
+        match &mut self.strip {
+            Some(s) => s.end_chunk(chunk, end_of_stream),
+            None => Forward::Unchanged,
         }
     }
 
-    /// Add to the current line, up to the cap (beyond it the event is skipped).
-    fn push_line(&mut self, bytes: &[u8]) {
-        let room = (MAX_EVENT_BYTES + 8).saturating_sub(self.line.len());
-        if bytes.len() > room {
-            self.oversized = true;
-        }
-        self.line.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
-    }
-
-    /// The stream ended: a last event without its blank line still counts.
-    pub fn finish(&mut self) {
-        if !self.line.is_empty() {
+    /// The stream ended: a last line or event without its line end still counts.
+    pub fn finish(mut self) -> Usage {
+        if self.line != Line::Start {
             self.end_line();
         }
-        self.end_event();
+        if self.data_lines > 0 {
+            let usage = self.scanner.finish_text();
+            self.usage.merge(usage);
+        }
+        self.usage
+    }
+
+    fn read_line_part(&mut self, mut text: &[u8]) {
+        if self.line == Line::Field {
+            match text.iter().position(|&b| b == b':') {
+                Some(colon) => {
+                    self.push_field(text.get(..colon).unwrap_or_default());
+                    text = text.get(colon + 1..).unwrap_or_default();
+                    if self.is_data() {
+                        self.start_data_line();
+                        self.line = Line::DataValueStart;
+                    } else {
+                        self.line = Line::Ignored;
+                    }
+                }
+                None => {
+                    self.push_field(text);
+                    return;
+                }
+            }
+        }
+        if self.line == Line::DataValueStart && !text.is_empty() {
+            text = text.strip_prefix(b" ").unwrap_or(text);
+            self.line = Line::DataValue;
+        }
+        if self.line == Line::DataValue {
+            self.scanner.feed(text);
+        }
+    }
+
+    fn push_field(&mut self, name: &[u8]) {
+        if let Some(room) = self.field.get_mut(self.field_len..self.field_len + name.len()) {
+            room.copy_from_slice(name);
+        }
+        self.field_len = self.field_len.saturating_add(name.len());
+    }
+
+    fn is_data(&self) -> bool {
+        self.field_len == 4 && &self.field == b"data"
+    }
+
+    /// Data lines of one event are joined with '\n'.
+    fn start_data_line(&mut self) {
+        if self.data_lines > 0 {
+            self.scanner.feed(b"\n");
+        }
+        self.data_lines = self.data_lines.saturating_add(1);
     }
 
     fn end_line(&mut self) {
-        if self.line.is_empty() {
-            self.end_event();
-            return;
+        if self.line == Line::Field && self.is_data() {
+            // `data` without a colon: an empty data line.
+            self.start_data_line();
         }
-        if let Some(rest) = self.line.strip_prefix(b"data:") {
-            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-            if !self.data.is_empty() {
-                self.data.push(b'\n');
-            }
-            if self.data.len() + rest.len() <= MAX_EVENT_BYTES {
-                self.data.extend_from_slice(rest);
-            } else {
-                self.oversized = true;
-            }
-        }
-        self.line.clear();
+        self.line = Line::Start;
+        self.field_len = 0;
     }
 
-    fn end_event(&mut self) {
-        if self.oversized {
-            self.skipped += 1;
-        } else if mentions_usage(&self.data) {
-            if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&self.data) {
-                self.usage.merge(find_usage(&doc));
-            }
+    /// The blank line ending an event was read; `at` is just past it in `chunk`.
+    fn end_event(&mut self, chunk: &[u8], at: usize) {
+        let usage_only = self.data_lines > 0 && is_usage_only(self.scanner.top_level());
+        if self.data_lines > 0 {
+            let usage = self.scanner.finish_text();
+            self.usage.merge(usage);
         }
-        self.data.clear();
-        self.oversized = false;
+        if let Some(s) = &mut self.strip {
+            s.end_event(chunk, at, usage_only, self.after_cr);
+        }
+        self.data_lines = 0;
+        self.in_event = false;
     }
 }
 
-/// Cheap filter so that content deltas are never JSON-parsed: whether the event has a `usage`
-/// (or `usageMetadata`) member whose value is not `null`. OpenAI streams asked for usage carry
-/// `"usage":null` in every content chunk; parsing each of them cost more than all the rest of
-/// the stream's handling.
-fn mentions_usage(data: &[u8]) -> bool {
-    fn skip_space(mut rest: &[u8]) -> &[u8] {
-        while let [b' ' | b'\t' | b'\n' | b'\r', tail @ ..] = rest {
-            rest = tail;
-        }
-        rest
+/// The bytes withheld from the client, and the replacement of the current chunk.
+///
+/// Within one chunk, bytes before `mark` are decided (sent or dropped). While nothing was
+/// dropped or withheld, what is sent is `chunk[..mark]` itself (`pristine`) and nothing is
+/// copied; the first change copies it into `out`, which then collects what is sent.
+#[derive(Default)]
+struct Stripper {
+    /// Bytes of the current event held from earlier chunks.
+    held: Vec<u8>,
+    /// The current event's bytes are being held.
+    holding: bool,
+    /// Stream offsets of the current chunk and of the current event's first byte.
+    chunk_start: u64,
+    event_start: u64,
+    /// A stripped event ended with '\r': a '\n' right after it is its line end too.
+    swallow_lf: bool,
+    out: Vec<u8>,
+    pristine: bool,
+    mark: usize,
+    stripped: u32,
+}
+
+impl Stripper {
+    fn begin_chunk(&mut self) {
+        self.out.clear();
+        self.pristine = true;
+        self.mark = 0;
     }
-    let mut from = 0;
-    while let Some(at) = data.get(from..).and_then(|d| d.windows(5).position(|w| w == b"usage" || w == b"Usage")) {
-        let name_end = from + at + 5;
-        from = name_end;
-        let rest = data.get(name_end..).unwrap_or_default();
-        let rest = rest.strip_prefix(b"Metadata").unwrap_or(rest);
-        let Some(rest) = rest.strip_prefix(b"\"") else { continue };
-        let Some(value) = skip_space(rest).strip_prefix(b":") else { continue };
-        if !skip_space(value).starts_with(b"null") {
-            return true;
+
+    /// From here on, what is sent differs from the chunk.
+    fn change(&mut self, chunk: &[u8]) {
+        if self.pristine {
+            self.pristine = false;
+            self.out.extend_from_slice(chunk.get(..self.mark).unwrap_or_default());
         }
     }
-    false
+
+    /// Send `chunk[mark..to]`.
+    fn forward_to(&mut self, chunk: &[u8], to: usize) {
+        if !self.pristine {
+            self.out.extend_from_slice(chunk.get(self.mark..to).unwrap_or_default());
+        }
+        self.mark = to;
+    }
+
+    /// Drop `chunk[mark..to]`.
+    fn drop_to(&mut self, chunk: &[u8], to: usize) {
+        if to > self.mark {
+            self.change(chunk);
+            self.mark = to;
+        }
+    }
+
+    /// Send what earlier chunks held (it comes before anything of this chunk).
+    fn release_held(&mut self, chunk: &[u8]) {
+        if !self.held.is_empty() {
+            self.change(chunk);
+            self.out.extend_from_slice(&self.held);
+            self.held.clear();
+        }
+    }
+
+    /// A '\n' completing a "\r\n" at `at`.
+    fn line_feed(&mut self, chunk: &[u8], at: usize) {
+        if std::mem::take(&mut self.swallow_lf) {
+            self.forward_to(chunk, at);
+            self.drop_to(chunk, at + 1);
+        }
+    }
+
+    /// An event starts at `at`: hold it until it is known.
+    fn begin_event(&mut self, chunk: &[u8], at: usize) {
+        self.forward_to(chunk, at);
+        self.holding = true;
+        self.event_start = self.chunk_start + at as u64;
+    }
+
+    /// Bytes of the current event up to `at` in this chunk.
+    fn event_len(&self, at: usize) -> u64 {
+        (self.chunk_start + at as u64).saturating_sub(self.event_start)
+    }
+
+    /// The current event is not the usage-only chunk: send it, up to `at`, and the rest of
+    /// it as it comes.
+    fn release(&mut self, chunk: &[u8], at: usize) {
+        self.release_held(chunk);
+        self.forward_to(chunk, at);
+        self.holding = false;
+    }
+
+    /// The current event ended just before `at`.
+    fn end_event(&mut self, chunk: &[u8], at: usize, usage_only: bool, ended_with_cr: bool) {
+        if !self.holding {
+            return;
+        }
+        self.holding = false;
+        if usage_only && self.event_len(at) <= MAX_HELD_BYTES as u64 {
+            self.change(chunk);
+            self.held.clear();
+            self.drop_to(chunk, at);
+            self.swallow_lf = ended_with_cr;
+            self.stripped = self.stripped.saturating_add(1);
+        } else {
+            self.release_held(chunk);
+            self.forward_to(chunk, at);
+        }
+    }
+
+    fn end_chunk<'a>(&'a mut self, chunk: &[u8], end_of_stream: bool) -> Forward<'a> {
+        let rest = chunk.get(self.mark..).unwrap_or_default();
+        let fits = self.event_len(chunk.len()) <= MAX_HELD_BYTES as u64;
+        self.chunk_start += chunk.len() as u64;
+        if self.holding && !end_of_stream && fits {
+            if !rest.is_empty() {
+                self.change(chunk);
+                self.held.extend_from_slice(rest);
+                self.mark = chunk.len();
+            }
+        } else {
+            // Not holding, or the event outgrew the cap, or the stream ends: send it all.
+            self.holding = false;
+            self.release_held(chunk);
+            self.forward_to(chunk, chunk.len());
+        }
+        if self.pristine {
+            Forward::Unchanged
+        } else {
+            Forward::Replace(&self.out)
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const OPENAI: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n\
-data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12}}\n\n\
-data: [DONE]\n\n";
-
-    const ANTHROPIC: &str = "event: message_start\r\n\
-data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\r\n\r\n\
-event: content_block_delta\r\n\
-data: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"usage is not here\"}}\r\n\r\n\
-event: message_delta\r\n\
-data: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":30}}\r\n\r\n\
-event: message_stop\r\n\
-data: {\"type\":\"message_stop\"}\r\n\r\n";
-
-    const GEMINI: &str =
-        "data: {\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":2,\"totalTokenCount\":6}}\r\n\r\n\
-data: {\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":6,\"totalTokenCount\":10}}\r\n\r\n";
-
-    const RESPONSES: &str = "event: response.output_text.delta\n\
-data: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n\
-event: response.completed\n\
-data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,\"output_tokens\":4,\"total_tokens\":7}}}\n\n";
-
-    #[test]
-    fn only_usage_members_with_a_value_are_parsed() {
-        for yes in [
-            &br#"{"usage":{"prompt_tokens":1}}"#[..],
-            br#"{"usage" : {"a":1}}"#,
-            br#"{"usageMetadata":{"totalTokenCount":3}}"#,
-            br#"{"usage":null,"x":{"usage":{"input_tokens":2}}}"#,
-            br#"{"type":"message_start","message":{"usage":
-{"input_tokens":9}}}"#,
-        ] {
-            assert!(mentions_usage(yes), "{}", String::from_utf8_lossy(yes));
-        }
-        for no in [
-            &br#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#[..],
-            br#"{"usage" :  null}"#,
-            br#"{"delta":{"text":"usage is not here"}}"#,
-            br#"{"delta":{"text":"usage"}}"#,
-            b"usage",
-            b"",
-        ] {
-            assert!(!mentions_usage(no), "{}", String::from_utf8_lossy(no));
-        }
-    }
-
-    fn parse_split(text: &str, at: &[usize]) -> Usage {
-        let mut p = SseUsageParser::new();
-        let bytes = text.as_bytes();
-        let mut start = 0;
-        for &cut in at {
-            p.feed(&bytes[start..cut]);
-            start = cut;
-        }
-        p.feed(&bytes[start..]);
-        p.finish();
-        p.usage
-    }
-
-    fn expect(text: &str, input: u64, output: u64, total: u64) {
-        // Whole, then split at every byte in two, then one byte at a time.
-        for cut in 0..=text.len() {
-            let u = parse_split(text, &[cut]);
-            assert_eq!((u.input_tokens(), u.output_tokens(), u.total_tokens()), (input, output, total), "cut at {cut}");
-        }
-        let every: Vec<usize> = (1..text.len()).collect();
-        let u = parse_split(text, &every);
-        assert_eq!((u.input_tokens(), u.output_tokens(), u.total_tokens()), (input, output, total));
-    }
-
-    #[test]
-    fn every_fixture_split_at_every_byte() {
-        expect(OPENAI, 5, 7, 12);
-        expect(ANTHROPIC, 9, 30, 39);
-        expect(GEMINI, 4, 6, 10);
-        expect(RESPONSES, 3, 4, 7);
-    }
-
-    #[test]
-    fn multi_line_data_and_missing_final_blank_line() {
-        let text = "data: {\"usage\":\ndata: {\"total_tokens\": 5}}";
-        assert_eq!(parse_split(text, &[]).total_tokens(), 5);
-    }
-
-    #[test]
-    fn garbage_and_oversized_events_are_skipped_without_harm() {
-        let mut p = SseUsageParser::new();
-        p.feed(b"data: {not json usage\n\n");
-        p.feed(&vec![b'x'; MAX_EVENT_BYTES * 2]);
-        p.feed(b"\n\n");
-        p.feed(&[0xff, 0xfe, b'\n', b'\n']);
-        p.feed(b"data: {\"usage\":{\"total_tokens\":3}}\n\n");
-        p.finish();
-        assert_eq!(p.usage.total_tokens(), 3);
-        assert!(p.line.capacity() <= 2 * MAX_EVENT_BYTES + 64, "memory stays bounded");
-    }
-}
+mod tests;

@@ -115,8 +115,18 @@ pub struct MockLlm {
 
 impl MockLlm {
     pub fn start() -> MockLlm {
+        MockLlm::start_with(&[])
+    }
+
+    /// Serving the recorded responses of `dir` on `x-mock-fixture: NAME` (docs/mock-llm.md).
+    pub fn with_fixtures(dir: &Path) -> MockLlm {
+        MockLlm::start_with(&["--fixtures".as_ref(), dir.as_os_str()])
+    }
+
+    fn start_with(args: &[&std::ffi::OsStr]) -> MockLlm {
         let mut child = Command::new(workspace_bin("mock-llm"))
             .args(["--listen", "127.0.0.1:0", "--quiet"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

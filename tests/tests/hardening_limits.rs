@@ -266,17 +266,18 @@ fn llm_rules_with_request_and_response_bodies_beyond_the_cap() {
     let r = chat(small(), &[("x-mock-prompt-tokens", "0"), ("x-mock-completion-tokens", "0")]);
     assert_eq!(remaining(&r), 10000 - 30 - 100, "settled to 30 used; this one reserves 100");
     std::thread::sleep(Duration::from_millis(150));
-    // A response over the cap: its usage is not read, the estimate (100) stands and
-    // usage_missing counts it; the client still gets every byte.
+    // A response over the cap: the cap bounds memory, not what is read. Its usage (1 prompt
+    // token + 5) is read as it streams by, usage_missing does not count it, and the client
+    // still gets every byte.
     let before = envoy.prometheus_value("tollgate_usage_missing{}").unwrap_or(0.0);
     let r = chat(small(), &[("x-mock-body-bytes", "9000"), ("x-mock-completion-tokens", "5")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 9000);
     std::thread::sleep(Duration::from_millis(150));
-    assert_eq!(envoy.prometheus_value("tollgate_usage_missing{}").unwrap_or(0.0), before + 1.0);
+    assert_eq!(envoy.prometheus_value("tollgate_usage_missing{}").unwrap_or(0.0), before);
     let r = chat(small(), &[("x-mock-prompt-tokens", "0"), ("x-mock-completion-tokens", "0")]);
-    // 30 + 0 (settled) + 100 (estimate kept) + 100 reserved now.
-    assert_eq!(remaining(&r), 10000 - 30 - 100 - 100);
+    // 30 + 0 (settled) + 6 (settled) + 100 reserved now.
+    assert_eq!(remaining(&r), 10000 - 30 - 6 - 100);
     assert_clean_log(&envoy);
 }
 

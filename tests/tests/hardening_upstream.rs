@@ -65,8 +65,8 @@ fn canned(path: &str) -> (Vec<u8>, bool) {
             false,
         ),
         "/json-negative" => (json(br#"{"usage":{"total_tokens":-5,"prompt_tokens":1.5}}"#), false),
-        // Garbage, a line that is not UTF-8, an event too large to keep (its usage is not
-        // read), a field without a colon, then a good event: 42 tokens.
+        // Garbage, a line that is not UTF-8, a 300 KiB event (read like any other: 77), a
+        // field without a colon, then a good event: 42 tokens (the last report wins).
         "/sse-garbage" => (
             chunked(
                 &[
@@ -156,7 +156,8 @@ fn malformed_json_and_sse_from_the_upstream() {
     // (path, tokens the counter keeps: the usage read, or the 1000 estimate when none is found)
     let cases: [(&str, u64); 8] = [
         ("/json-truncated", 1000),
-        ("/json-not-utf8", 1000),
+        // The usage is complete and valid before the bad bytes (which are in a text): read.
+        ("/json-not-utf8", 7),
         ("/json-not-an-object", 1000),
         ("/json-negative", 1000),
         ("/sse-garbage", 42),

@@ -335,3 +335,76 @@ fn per_model_rules_match_the_body_model_in(mode: EnvoyMode) {
     assert_eq!(send("gpt-4o"), 429);
     assert_eq!(send("gpt-4o-mini"), 200, "another model is not limited by this rule");
 }
+
+/// The body with the mock's per-request id (`...-mock-N`, N its request count) made neutral,
+/// so that two answers to the same request compare equal.
+fn neutral_ids(r: &Response) -> String {
+    let n = r.header("x-mock-request-count").unwrap_or_default();
+    r.text().replace(&format!("-mock-{n}\""), "-mock-N\"")
+}
+
+/// Poll `key`'s tokens counter (each probe reserves and uses 1 token) until it shows `used`.
+fn assert_tokens_charged(envoy: &Envoy, key: &str, used: u64, limit: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut probes = 0;
+    loop {
+        let r = chat(envoy, key, 1, 0);
+        probes += 1;
+        let left: u64 = r.header("x-ratelimit-remaining-tokens").and_then(|v| v.parse().ok()).unwrap();
+        if limit - left - probes == used {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{key}: charged {} tokens, not {used}", limit - left - probes);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn the_usage_chunk_tollgate_asked_for_is_withheld_from_the_client_and_still_charged_exactly() {
+    let llm = MockLlm::start();
+    let envoy = Envoy::standalone(&tpm(100_000), llm.port);
+    let send = |url: String, body: &serde_json::Value, key: &str, split: Option<&str>| {
+        let mut req = Request::post(&url, &body.to_string())
+            .header("x-api-key", key)
+            .header("x-mock-prompt-tokens", "37")
+            .header("x-mock-completion-tokens", "55")
+            // One byte per write: no pause (a thousand writes); others: Envoy reads each piece.
+            .header("x-mock-chunk-delay-ms", if split == Some("1") { "0" } else { "1" });
+        if let Some(s) = split {
+            req = req.header("x-mock-split", s);
+        }
+        let r = req.send().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        r
+    };
+    let upstream = |path: &str| format!("http://127.0.0.1:{}{path}", llm.port);
+    for (path, prompt) in
+        [("/v1/chat/completions", json!({"messages": []})), ("/v1/completions", json!({"prompt": "x"}))]
+    {
+        let mut not_asked = json!({"model": "gpt-4o", "max_tokens": 500, "stream": true});
+        not_asked.as_object_mut().unwrap().extend(prompt.as_object().unwrap().clone());
+        let mut asked = not_asked.clone();
+        asked["stream_options"] = json!({"include_usage": true});
+        // What the upstream sends once include_usage is on, and that stream without its
+        // usage-only chunk (the one event with "choices":[]).
+        let full = neutral_ids(&send(upstream(path), &asked, "direct", None));
+        let usage_chunk = full.split_inclusive("\n\n").find(|e| e.contains("\"choices\":[]")).unwrap().to_string();
+        assert!(usage_chunk.contains("\"total_tokens\":92"), "{usage_chunk}");
+        let expected = full.replacen(&usage_chunk, "", 1);
+        for split in [None, Some("1"), Some("awkward"), Some("random:3")] {
+            let key = format!("sk-strip{}-{}", path.replace('/', "-"), split.unwrap_or("none"));
+            let r = send(envoy.url(path), &not_asked, &key, split);
+            let got = neutral_ids(&r);
+            assert_eq!(got, expected, "{path} split {split:?}: the client gets the stream without the usage chunk");
+            // Only that chunk: the "usage":null members of the other chunks stay (the upstream
+            // adds them once include_usage is on).
+            assert!(got.contains("\"usage\":null") && !got.contains("total_tokens"), "{got}");
+            assert_tokens_charged(&envoy, &key, 37 + 55, 100_000);
+        }
+        // A client that asked for the usage itself gets it, unchanged.
+        let key = format!("sk-asked{}", path.replace('/', "-"));
+        let r = send(envoy.url(path), &asked, &key, Some("awkward"));
+        assert_eq!(neutral_ids(&r), full, "{path}: asked for usage");
+        assert_tokens_charged(&envoy, &key, 37 + 55, 100_000);
+    }
+}

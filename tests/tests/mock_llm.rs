@@ -15,12 +15,15 @@ struct MockServer {
 
 impl MockServer {
     fn start() -> MockServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mock-llm"))
-            .args(["--listen", "127.0.0.1:0", "--quiet"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn mock-llm");
+        MockServer::start_with(&[], &[])
+    }
+
+    /// With extra arguments and environment variables.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> MockServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mock-llm"));
+        cmd.args(["--listen", "127.0.0.1:0", "--quiet"]).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.env_remove("MOCK_LLM_FIXTURES").envs(env.iter().copied());
+        let mut child = cmd.spawn().expect("spawn mock-llm");
         let stdout = child.stdout.take().expect("child stdout");
         // Guard first, so the child is killed if reading the port fails.
         let mut server = MockServer { child, addr: String::new() };
@@ -596,4 +599,112 @@ fn delays() {
     // 150 ms before the headers, 10 gaps of 20 ms between the 11 events.
     assert!(start.elapsed() >= Duration::from_millis(150 + 10 * 20));
     assert_eq!(resp.chunks.map(|c| c.len()), Some(11));
+}
+
+/// A fixture directory like `../shared/llm-usage/`: a CRLF event stream with multi-byte UTF-8
+/// (over 1 KiB), a small one, and a JSON body with its own content type.
+fn fixture_dir() -> tollgate_e2e::TempDir {
+    let dir = tollgate_e2e::TempDir::new("mock-fixtures");
+    let event = |i: usize| format!("data: {{\"i\":{i},\"text\":\"h\u{e9}llo \u{1f600} w\u{f6}rld\"}}\r\n\r\n");
+    let big: String = (0..30).map(event).collect::<String>() + "data: [DONE]\r\n\r\n";
+    assert!(big.len() > 1024);
+    let files: [(&str, &str, String); 3] = [
+        ("big_sse", "text/event-stream; charset=utf-8", big),
+        ("small_sse", "text/event-stream", "event: e\ndata: {\"\u{e9}\":1}\n\ndata: [DONE]\n\n".to_string()),
+        ("body_json", "application/json; charset=UTF-8", "{\n  \"usage\": {\"total_tokens\": 3}\n}".to_string()),
+    ];
+    for (name, content_type, body) in files {
+        std::fs::write(dir.0.join(format!("{name}.body")), body).unwrap();
+        let meta = json!({"content_type": content_type, "expected": {"input": 1, "output": 2, "total": 3}});
+        std::fs::write(dir.0.join(format!("{name}.json")), meta.to_string()).unwrap();
+    }
+    dir
+}
+
+fn fixture_body(dir: &tollgate_e2e::TempDir, name: &str) -> Vec<u8> {
+    std::fs::read(dir.0.join(format!("{name}.body"))).unwrap()
+}
+
+#[test]
+fn fixtures_are_served_verbatim_with_their_content_type() {
+    let dir = fixture_dir();
+    let mock = MockServer::start_with(&["--fixtures", dir.0.to_str().unwrap()], &[]);
+    let req = |name: &str, extra: &[(&str, &str)]| {
+        let mut headers = vec![("x-mock-fixture", name), ("x-mock-chunk-delay-ms", "0")];
+        headers.extend_from_slice(extra);
+        // Any method, path and body: the fixture answers.
+        mock.post("/whatever/chat/completions", &headers, &json!({"stream": false}))
+    };
+    let resp = req("big_sse", &[]);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-type"), Some("text/event-stream; charset=utf-8"));
+    assert_eq!(resp.body, fixture_body(&dir, "big_sse"));
+    // A stream is written one event per HTTP chunk.
+    assert_eq!(resp.chunks.as_ref().unwrap().len(), 31);
+    let resp = req("body_json", &[]);
+    assert_eq!(resp.header("content-type"), Some("application/json; charset=UTF-8"));
+    assert_eq!(resp.chunks, None, "a JSON body has a content-length");
+    assert_eq!(resp.body, fixture_body(&dir, "body_json"));
+    assert!(resp.header("x-mock-usage").is_none());
+    // Unknown or unsafe names.
+    assert_eq!(req("missing", &[]).status, 404);
+    assert_eq!(req("missing", &[]).json()["error"]["type"], "mock_fixture_not_found");
+    assert_eq!(req("../body_json", &[]).status, 400);
+    assert_eq!(req("big_sse", &[("x-mock-split", "banana")]).status, 400);
+    // The directory may come from the environment instead.
+    let from_env = MockServer::start_with(&[], &[("MOCK_LLM_FIXTURES", dir.0.to_str().unwrap())]);
+    let resp = from_env.post("/", &[("x-mock-fixture", "small_sse")], &json!({}));
+    assert_eq!(resp.body, fixture_body(&dir, "small_sse"));
+    // Without a directory, a fixture request is an error that says what is missing.
+    let resp = MockServer::start().post("/", &[("x-mock-fixture", "small_sse")], &json!({}));
+    assert_eq!(resp.status, 500);
+    assert!(resp.text().contains("--fixtures"), "{}", resp.text());
+}
+
+/// The pieces a response was written in.
+fn pieces(body: &[u8], sizes: &[usize]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for &n in sizes {
+        out.push(body[at..at + n].to_vec());
+        at += n;
+    }
+    assert_eq!(at, body.len());
+    out
+}
+
+#[test]
+fn awkward_and_random_splits() {
+    let dir = fixture_dir();
+    let mock = MockServer::start_with(&["--fixtures", dir.0.to_str().unwrap()], &[]);
+    let get = |name: &str, split: &str| {
+        mock.post("/", &[("x-mock-fixture", name), ("x-mock-split", split), ("x-mock-chunk-delay-ms", "0")], &json!({}))
+    };
+    // Small bodies: one byte per chunk.
+    let resp = get("small_sse", "awkward");
+    assert_eq!(resp.body, fixture_body(&dir, "small_sse"));
+    assert!(resp.chunks.as_ref().unwrap().iter().all(|&n| n == 1));
+    // Bigger ones: inside every CRLF and UTF-8 sequence, mid-line, after `data:`, and the
+    // blank line alone.
+    let resp = get("big_sse", "awkward");
+    let body = fixture_body(&dir, "big_sse");
+    assert_eq!(resp.body, body);
+    let parts = pieces(&body, resp.chunks.as_ref().unwrap());
+    let ends_with = |tail: &[u8]| parts.iter().filter(|p| p.ends_with(tail)).count();
+    assert!(ends_with(b"\r") >= 60, "every CRLF is cut");
+    assert!(parts.iter().any(|p| p.last().is_some_and(|b| (0xc0..0xf8).contains(b))), "a UTF-8 sequence is cut");
+    assert!(ends_with(b"data:") >= 30);
+    assert!(parts.iter().filter(|p| p.as_slice() == b"\r").count() >= 30, "blank lines come alone");
+    // Random: at most 64 cuts, the same for the same seed, others for another.
+    let a = get("big_sse", "random:7");
+    let b = get("big_sse", "random:7");
+    let c = get("big_sse", "random:8");
+    assert_eq!(a.body, body);
+    assert_eq!(a.chunks, b.chunks);
+    assert_ne!(a.chunks, c.chunks);
+    assert!((2..=65).contains(&a.chunks.as_ref().unwrap().len()));
+    // JSON bodies are split too (and then sent chunked).
+    let resp = get("body_json", "random:1");
+    assert_eq!(resp.body, fixture_body(&dir, "body_json"));
+    assert!(resp.chunks.is_some());
 }

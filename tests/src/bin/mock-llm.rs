@@ -2,10 +2,13 @@
 //! (OpenAI, Anthropic, Gemini) for Tollgate's end-to-end tests and the demo.
 //! Full documentation: `docs/mock-llm.md`.
 //!
-//! CLI: `mock-llm [--listen ADDR] [--quiet]` (default `127.0.0.1:0`). Once
-//! bound it prints exactly one line, `listening on IP:PORT`, to stdout and
-//! flushes it; it then serves until killed. Without `--quiet` it logs one line
-//! per request to stderr.
+//! CLI: `mock-llm [--listen ADDR] [--quiet] [--fixtures DIR]` (default
+//! `127.0.0.1:0`). Once bound it prints exactly one line, `listening on IP:PORT`,
+//! to stdout and flushes it; it then serves until killed. Without `--quiet` it
+//! logs one line per request to stderr. With `--fixtures DIR` (or the
+//! `MOCK_LLM_FIXTURES` environment variable) a request carrying
+//! `x-mock-fixture: NAME` is answered with the recorded body `DIR/NAME.body`,
+//! verbatim, with the `content_type` of `DIR/NAME.json`.
 //!
 //! Deterministic token counts:
 //!
@@ -28,14 +31,18 @@
 use serde_json::{json, Map, Value};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-const USAGE: &str = "usage: mock-llm [--listen ADDR] [--quiet]\n\
+const USAGE: &str = "usage: mock-llm [--listen ADDR] [--quiet] [--fixtures DIR]\n\
   --listen ADDR   address to bind (default 127.0.0.1:0; port 0 picks a free port)\n\
   --quiet, -q     do not log requests to stderr\n\
+  --fixtures DIR  recorded responses served by `x-mock-fixture: NAME` (DIR/NAME.body, DIR/NAME.json);\n\
+                  default: the MOCK_LLM_FIXTURES environment variable\n\
 prints `listening on IP:PORT` on stdout once bound; runs until killed\n";
 
 /// Largest accepted request body (larger ones get 413).
@@ -61,6 +68,12 @@ const PADDING_FIELD: &str = "mock_padding";
 
 /// Requests served (every parsed request except the `/__mock/*` control ones).
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// The directory of recorded responses (`--fixtures`), set once at start.
+static FIXTURES: OnceLock<Option<PathBuf>> = OnceLock::new();
+/// Bodies up to this size are written one byte per chunk by `x-mock-split: awkward`.
+const AWKWARD_BYTEWISE_MAX: usize = 1024;
+/// Most cut points of `x-mock-split: random:SEED`.
+const RANDOM_CUTS: usize = 64;
 
 fn main() -> ExitCode {
     let cfg = match Config::from_args(std::env::args().skip(1)) {
@@ -74,6 +87,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let _ = FIXTURES.set(cfg.fixtures.clone().or_else(|| std::env::var_os("MOCK_LLM_FIXTURES").map(PathBuf::from)));
     let listener = match TcpListener::bind(&cfg.listen) {
         Ok(l) => l,
         Err(e) => {
@@ -116,12 +130,13 @@ fn main() -> ExitCode {
 struct Config {
     listen: String,
     quiet: bool,
+    fixtures: Option<PathBuf>,
 }
 
 impl Config {
     /// `Ok(None)` means `--help` was asked for.
     fn from_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
-        let mut cfg = Config { listen: "127.0.0.1:0".to_string(), quiet: false };
+        let mut cfg = Config { listen: "127.0.0.1:0".to_string(), quiet: false, fixtures: None };
         let mut args = args;
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -129,11 +144,19 @@ impl Config {
                     cfg.listen = args.next().ok_or("--listen needs an address")?;
                 }
                 "--quiet" | "-q" => cfg.quiet = true,
+                "--fixtures" => {
+                    cfg.fixtures = Some(PathBuf::from(args.next().ok_or("--fixtures needs a directory")?));
+                }
                 "--help" | "-h" => return Ok(None),
-                other => match other.strip_prefix("--listen=") {
-                    Some(addr) => cfg.listen = addr.to_string(),
-                    None => return Err(format!("unknown argument {other:?}")),
-                },
+                other => {
+                    if let Some(addr) = other.strip_prefix("--listen=") {
+                        cfg.listen = addr.to_string();
+                    } else if let Some(dir) = other.strip_prefix("--fixtures=") {
+                        cfg.fixtures = Some(PathBuf::from(dir));
+                    } else {
+                        return Err(format!("unknown argument {other:?}"));
+                    }
+                }
             }
         }
         Ok(Some(cfg))
@@ -474,12 +497,12 @@ enum Body {
 
 struct Reply {
     status: u16,
-    content_type: &'static str,
+    content_type: String,
     headers: Vec<(&'static str, String)>,
     body: Body,
     delay_ms: u64,
     chunk_delay_ms: u64,
-    split: Option<usize>,
+    split: Option<Split>,
     abort_after: Option<usize>,
     /// Extra text for the request log line.
     note: String,
@@ -489,7 +512,7 @@ impl Reply {
     fn json(status: u16, value: &Value) -> Reply {
         Reply {
             status,
-            content_type: "application/json",
+            content_type: "application/json".to_string(),
             headers: Vec::new(),
             body: Body::Full(value.to_string().into_bytes()),
             delay_ms: 0,
@@ -500,8 +523,8 @@ impl Reply {
         }
     }
 
-    fn stream(content_type: &'static str, events: Vec<Vec<u8>>) -> Reply {
-        Reply { content_type, body: Body::Stream(events), ..Reply::json(200, &Value::Null) }
+    fn stream(content_type: &str, events: Vec<Vec<u8>>) -> Reply {
+        Reply { content_type: content_type.to_string(), body: Body::Stream(events), ..Reply::json(200, &Value::Null) }
     }
 
     fn error(status: u16, kind: &str, msg: &str) -> Reply {
@@ -552,11 +575,11 @@ fn write_reply(w: &mut TcpStream, req: &Request, reply: Reply, keep_alive: bool)
     let head_only = no_body || req.method == "HEAD";
     let (pieces, chunked) = match reply.body {
         Body::Full(body) => match reply.split {
-            Some(n) if !head_only => (split_pieces(&body, n), true),
+            Some(split) if !head_only => (split_pieces(&body, split), true),
             _ => (vec![body], false),
         },
         Body::Stream(events) => match reply.split {
-            Some(n) => (split_pieces(&events.concat(), n), true),
+            Some(split) => (split_pieces(&events.concat(), split), true),
             None => (events, true),
         },
     };
@@ -627,8 +650,92 @@ fn write_reply(w: &mut TcpStream, req: &Request, reply: Reply, keep_alive: bool)
     Ok(keep)
 }
 
-fn split_pieces(bytes: &[u8], n: usize) -> Vec<Vec<u8>> {
-    bytes.chunks(n.max(1)).map(<[u8]>::to_vec).collect()
+/// How `x-mock-split` cuts a body into HTTP chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    /// Pieces of exactly N bytes (the last may be shorter).
+    Bytes(usize),
+    /// Cut where parsers go wrong: inside every CRLF, inside every multi-byte UTF-8 sequence,
+    /// in the middle of every line, after every `data:` and at every line start (so a blank
+    /// line comes alone); bodies up to `AWKWARD_BYTEWISE_MAX` bytes one byte at a time.
+    Awkward,
+    /// Up to `RANDOM_CUTS` cuts at positions drawn from this seed (xorshift64*).
+    Random(u64),
+}
+
+impl Split {
+    fn parse(v: &str) -> Result<Split, String> {
+        let bad = || format!("invalid x-mock-split: {v:?} (expected 1..=16777216, `awkward` or `random:SEED`)");
+        if v.eq_ignore_ascii_case("awkward") {
+            return Ok(Split::Awkward);
+        }
+        if let Some(seed) = v.strip_prefix("random:") {
+            return seed.parse::<u64>().map(Split::Random).map_err(|_| bad());
+        }
+        match v.parse::<usize>() {
+            Ok(n) if (1..=1 << 24).contains(&n) => Ok(Split::Bytes(n)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Where to cut `bytes` (sorted, distinct, strictly inside).
+    fn cuts(self, bytes: &[u8]) -> Vec<usize> {
+        let len = bytes.len();
+        let mut cuts: Vec<usize> = match self {
+            Split::Bytes(n) => (n.max(1)..len).step_by(n.max(1)).collect(),
+            Split::Awkward if len <= AWKWARD_BYTEWISE_MAX => (1..len).collect(),
+            Split::Awkward => awkward_cuts(bytes),
+            Split::Random(seed) => {
+                let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+                (0..RANDOM_CUTS.min(len.saturating_sub(1)))
+                    .map(|_| {
+                        state ^= state >> 12;
+                        state ^= state << 25;
+                        state ^= state >> 27;
+                        let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+                        1 + (r % (len as u64 - 1)) as usize
+                    })
+                    .collect()
+            }
+        };
+        cuts.retain(|&c| c > 0 && c < len);
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts
+    }
+}
+
+fn awkward_cuts(bytes: &[u8]) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    let mut line_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            cuts.push(i + 1); // between '\r' and '\n'
+        }
+        if (0xc0..0xf8).contains(&b) {
+            cuts.push(i + 1); // after the lead byte of a UTF-8 sequence
+        }
+        if i == line_start && bytes[i..].starts_with(b"data:") {
+            cuts.push(i + 5);
+        }
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            cuts.push((line_start + i) / 2); // the middle of the line
+            cuts.push(i + 1); // the next line's start
+            line_start = i + 1;
+        }
+    }
+    cuts.push((line_start + bytes.len()) / 2);
+    cuts
+}
+
+fn split_pieces(bytes: &[u8], split: Split) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for cut in split.cuts(bytes).into_iter().chain([bytes.len()]) {
+        pieces.push(bytes[start..cut].to_vec());
+        start = cut;
+    }
+    pieces
 }
 
 // ---------------------------------------------------------------------------
@@ -642,7 +749,7 @@ struct MockOpts {
     status: Option<u16>,
     delay_ms: u64,
     chunk_delay_ms: u64,
-    split: Option<usize>,
+    split: Option<Split>,
     no_usage: bool,
     stream_chunks: u64,
     body_bytes: Option<usize>,
@@ -668,7 +775,7 @@ impl MockOpts {
             status: num("x-mock-status", 200, 599)?.and_then(|s| u16::try_from(s).ok()),
             delay_ms: num("x-mock-delay-ms", 0, 600_000)?.unwrap_or(0),
             chunk_delay_ms: num("x-mock-chunk-delay-ms", 0, 60_000)?.unwrap_or(DEFAULT_CHUNK_DELAY_MS),
-            split: size(num("x-mock-split", 1, 1 << 24)?),
+            split: req.header("x-mock-split").map(Split::parse).transpose()?,
             no_usage: req.header("x-mock-no-usage").is_some_and(|v| !(v == "0" || v.eq_ignore_ascii_case("false"))),
             stream_chunks: num("x-mock-stream-chunks", 0, 10_000)?.unwrap_or(DEFAULT_STREAM_CHUNKS),
             body_bytes: size(num("x-mock-body-bytes", 0, 1 << 26)?),
@@ -768,9 +875,10 @@ fn route(req: &Request, n: u64, opts: &MockOpts) -> Reply {
     }
     // `x-mock-echo`: show what an LLM endpoint would have received.
     let forced_echo = req.header("x-mock-echo").is_some();
-    let mut reply = match Api::detect(req).filter(|_| !forced_echo) {
-        Some(api) => llm(req, api, n, opts),
-        None => echo(req),
+    let mut reply = match (req.header("x-mock-fixture"), Api::detect(req).filter(|_| !forced_echo)) {
+        (Some(name), _) => fixture(name),
+        (None, Some(api)) => llm(req, api, n, opts),
+        (None, None) => echo(req),
     };
     if let Some(status) = opts.status {
         if reply.status == 200 {
@@ -778,6 +886,62 @@ fn route(req: &Request, n: u64, opts: &MockOpts) -> Reply {
         }
     }
     reply
+}
+
+/// A recorded response, verbatim: `NAME.body` with the `content_type` of `NAME.json`. An
+/// event stream is written one event per HTTP chunk (unless `x-mock-split`).
+fn fixture(name: &str) -> Reply {
+    let Some(dir) = FIXTURES.get().and_then(Option::as_ref) else {
+        return Reply::error(
+            500,
+            "mock_fixture_error",
+            "x-mock-fixture needs mock-llm --fixtures DIR (or MOCK_LLM_FIXTURES)",
+        );
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Reply::error(400, "mock_fixture_error", &format!("invalid fixture name {name:?}"));
+    }
+    let (meta, body) =
+        match (std::fs::read(dir.join(format!("{name}.json"))), std::fs::read(dir.join(format!("{name}.body")))) {
+            (Ok(meta), Ok(body)) => (meta, body),
+            _ => {
+                let msg = format!("no fixture {name:?} in {}", dir.display());
+                return Reply::error(404, "mock_fixture_not_found", &msg);
+            }
+        };
+    let meta: Value = serde_json::from_slice(&meta).unwrap_or(Value::Null);
+    let Some(content_type) = meta.get("content_type").and_then(Value::as_str) else {
+        return Reply::error(500, "mock_fixture_error", &format!("{name}.json has no content_type"));
+    };
+    let mut reply = if content_type.to_ascii_lowercase().starts_with("text/event-stream") {
+        Reply::stream(content_type, sse_events(&body))
+    } else {
+        Reply { content_type: content_type.to_string(), body: Body::Full(body), ..Reply::json(200, &Value::Null) }
+    };
+    reply.note = format!(" fixture={name}");
+    reply
+}
+
+/// A stream cut after each blank line (each event with its line ends).
+fn sse_events(body: &[u8]) -> Vec<Vec<u8>> {
+    let mut events = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < body.len() {
+        let sep = [&b"\r\n\r\n"[..], b"\n\n", b"\r\r"].into_iter().find(|sep| body[i..].starts_with(sep));
+        match sep {
+            Some(sep) => {
+                i += sep.len();
+                events.push(body[start..i].to_vec());
+                start = i;
+            }
+            None => i += 1,
+        }
+    }
+    if start < body.len() {
+        events.push(body[start..].to_vec());
+    }
+    events
 }
 
 fn echo(req: &Request) -> Reply {

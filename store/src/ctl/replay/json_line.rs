@@ -100,6 +100,7 @@ pub fn parse(line: &str) -> Result<Record, Unreadable> {
         total: count(o, &["total_tokens", "tokens"])?,
         input: count(o, &["input_tokens", "prompt_tokens"])?,
         output: count(o, &["output_tokens", "completion_tokens"])?,
+        ..Usage::default()
     };
     let mut r = Record {
         time_ns,

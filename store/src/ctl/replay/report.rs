@@ -183,7 +183,8 @@ impl Report {
                     bucket.denied += 1;
                     true
                 }
-                RuleStatus::MissingKey => {
+                // A refusal that is not a rate limit (403 missing key, 400 unknown model).
+                RuleStatus::MissingKey | RuleStatus::UnknownModel => {
                     stats.missing_key += 1;
                     bucket.denied += 1;
                     true
