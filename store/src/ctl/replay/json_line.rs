@@ -138,7 +138,7 @@ mod tests {
         assert_eq!((h("x-api-key"), h("x-tier"), h("authorization")), (Some("sk-a"), Some("pro"), None));
         assert_eq!(h("x-forwarded-for"), Some("1.2.3.4"));
         assert_eq!(h("user-agent"), None, "- is no value");
-        assert_eq!(r.usage, Some(Usage { total: Some(120), input: None, output: None }));
+        assert_eq!(r.usage, Some(Usage { total: Some(120), ..Usage::default() }));
         // The filter sees it.
         assert_eq!(r.request().header("x-api-key"), Some("sk-a"));
     }

@@ -271,7 +271,7 @@ mod tests {
             "algorithm":"fixed_window","limit":300,"window":"1h","unit":"tokens"}]}"#);
         let mut r = record(0, "k");
         r.body = Some(serde_json::json!({"model": "m"}));
-        r.usage = Some(Usage { total: Some(10), input: None, output: None });
+        r.usage = Some(Usage { total: Some(10), ..Usage::default() });
         r.duration_ns = 1_000_000_000;
         // Three reservations of 100 fill the window; each settles to 10 one second later.
         for t in [0, 1, 2] {
