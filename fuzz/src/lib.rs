@@ -240,8 +240,8 @@ pub fn keys(data: &[u8]) {
     let owned = OwnedRequest::decode(input.rest());
     let req = owned.view();
     let api = ApiKeyConfig {
-        headers: vec!["authorization".into(), "x-api-key".into(), "api-key".into()],
-        query: Some("api_key".into()),
+        headers: vec!["authorization".into(), "x-api-key".into(), "api-key".into(), "x-goog-api-key".into()],
+        query: vec!["api_key".into(), "key".into()],
     };
     let mut sources = vec![
         KeySource::ApiKey,
@@ -276,7 +276,7 @@ pub fn keys(data: &[u8]) {
         .chain(owned.headers.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
         .collect();
     for src in &sources {
-        let api_for = ApiKeyConfig { headers: vec![claim.to_ascii_lowercase()], query: Some(claim.clone()) };
+        let api_for = ApiKeyConfig { headers: vec![claim.to_ascii_lowercase()], query: vec![claim.clone()] };
         for api in [&api, &api_for] {
             if let Some(keys::KeyPart::Borrowed(part)) = src.extract(&req, api, hops) {
                 if !matches!(src, KeySource::Global) {
@@ -597,7 +597,8 @@ pub fn response(data: &[u8]) {
     const NAME_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
     let mut input = Input::new(data);
     let format_bits = input.u8();
-    let formats: Vec<HeaderFormat> = [HeaderFormat::Ietf, HeaderFormat::XRateLimit, HeaderFormat::OpenAi]
+    let formats: Vec<HeaderFormat> =
+        [HeaderFormat::Ietf, HeaderFormat::XRateLimit, HeaderFormat::OpenAi, HeaderFormat::Anthropic]
         .into_iter()
         .enumerate()
         .filter(|(i, _)| format_bits & (1 << i) != 0)
@@ -635,7 +636,8 @@ pub fn response(data: &[u8]) {
         .zip(&decisions)
         .map(|((rule, quota), decision)| Applied { rule, quota: *quota, decision: *decision })
         .collect();
-    let headers = response::rate_limit_headers(&formats, &applied, denier);
+    let now = input.num();
+    let headers = response::rate_limit_headers(&formats, &applied, denier, now);
     for (name, value) in &headers {
         assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "header name {name:?}");
         assert!(is_header_value(value), "{name}: {value:?}");
@@ -686,10 +688,24 @@ pub fn response(data: &[u8]) {
         }
     }
     if let Some(a) = applied.first() {
-        let body = response::denial_body(&template, a, "rate_limit_exceeded");
-        let v: Value = serde_json::from_str(&body).expect("denial body is JSON");
-        assert_eq!(v["error"]["rule"], a.rule.name.as_str());
-        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        let message = response::denial_message(&template, a);
+        let error = response::ErrorReply {
+            status: 400 + u32::from(input.u8()) % 200,
+            message: &message,
+            kind: a.rule.unit.error_type(),
+            code: "rate_limit_exceeded",
+            rule: &a.rule.name,
+            retry_after: response::retry_after_secs(&a.decision),
+        };
+        for shape in [response::Shape::OpenAi, response::Shape::Anthropic, response::Shape::Gemini] {
+            let body = response::error_body(shape, &error);
+            let v: Value = serde_json::from_str(&body).expect("denial body is JSON");
+            let rule = match shape {
+                response::Shape::Gemini => &v["error"]["details"][0]["metadata"]["rule"],
+                _ => &v["error"]["rule"],
+            };
+            assert_eq!(rule, a.rule.name.as_str(), "{shape:?}: {body}");
+        }
     }
 }
 
