@@ -31,7 +31,7 @@ test: build
 	@scripts/test-wasm.sh
 
 test-unit:
-	cargo test -p tollgate
+	cargo test -p tollgate-core
 
 test-wasm: setup
 	@scripts/test-wasm.sh
@@ -56,7 +56,8 @@ fmt:
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --target $(WASM_TARGET) -p tollgate -- -D warnings
+	cargo clippy --target $(WASM_TARGET) -p tollgate-core -p tollgate -- -D warnings
+	cargo check --target wasm32-unknown-unknown -p tollgate-core
 
 clean:
 	cargo clean

@@ -1,9 +1,9 @@
-//! Tollgate: a rate-limiting proxy-wasm filter for Envoy and Istio.
+//! Tollgate's core: rate limiting for Envoy and Istio, knowing no host.
 //!
 //! Reading order: `config` → `matcher`/`keys`/`request` → `engine` (`algorithm`,
 //! `slot_table`, `shared_store`) → `limiter` (one request through the rules) → `response`.
-//! Everything except `host` is pure logic, compiled and tested natively; `host` is the thin
-//! proxy-wasm adapter, compiled only for `wasm32`.
+//! Everything here is pure logic, compiled and tested natively and on wasm32; the hosts
+//! (host/wasm: the proxy-wasm filter) carry out what it decides.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod algorithm;
@@ -25,7 +25,3 @@ pub mod response;
 pub mod shared_store;
 pub mod slot_table;
 pub mod timefmt;
-
-// Not in test builds: the wasm32 test binary runs under plain WASI, without Envoy.
-#[cfg(all(target_arch = "wasm32", not(test)))]
-mod host;

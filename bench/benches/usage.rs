@@ -10,7 +10,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use std::path::PathBuf;
-use tollgate::llm::{BodyKind, Forward, ResponseReader};
+use tollgate_core::llm::{BodyKind, Forward, ResponseReader};
 
 const CHUNK: usize = 16 * 1024;
 

@@ -9,18 +9,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use tollgate::algorithm::{Algorithm, Decision, Quota, State};
-use tollgate::config::{ApiKeyConfig, Config, Estimate, HeaderFormat, LlmConfig, Price, Rule, Unit};
-use tollgate::duration::Duration;
-use tollgate::keys::{self, KeySource};
-use tollgate::limiter::{self, Limiter, Reply};
-use tollgate::llm::json_scan::JsonScanner;
-use tollgate::llm::sse::{Forward, SseReader};
-use tollgate::llm::{self, find_usage, LlmRequest, Usage};
-use tollgate::overrides::Overrides;
-use tollgate::request::{self, Request};
-use tollgate::response::{self, Applied};
-use tollgate::shared_store::MemoryStore;
+use tollgate_core::algorithm::{Algorithm, Decision, Quota, State};
+use tollgate_core::config::{ApiKeyConfig, Config, Estimate, HeaderFormat, LlmConfig, Price, Rule, Unit};
+use tollgate_core::duration::Duration;
+use tollgate_core::keys::{self, KeySource};
+use tollgate_core::limiter::{self, Limiter, Reply};
+use tollgate_core::llm::json_scan::JsonScanner;
+use tollgate_core::llm::sse::{Forward, SseReader};
+use tollgate_core::llm::{self, find_usage, LlmRequest, Usage};
+use tollgate_core::overrides::Overrides;
+use tollgate_core::request::{self, Request};
+use tollgate_core::response::{self, Applied};
+use tollgate_core::shared_store::MemoryStore;
 
 /// A check: panics when an invariant breaks.
 pub type Check = fn(&[u8]);
@@ -183,7 +183,7 @@ pub fn config(data: &[u8]) {
         let q = rule.quota;
         assert!(q.limit > 0 && q.window_ns > 0 && q.burst > 0, "rule {:?} accepted with {q:?}", rule.name);
         for (tier, limit) in &rule.tiers {
-            if let tollgate::config::TierLimit::Limited(q) = limit {
+            if let tollgate_core::config::TierLimit::Limited(q) = limit {
                 assert!(q.limit > 0 && q.window_ns > 0 && q.burst > 0, "tier {tier:?} of {:?}: {q:?}", rule.name);
             }
         }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use tollgate::algorithm::Nanos;
+use tollgate_core::algorithm::Nanos;
 
 use crate::admin_input::{key_hash_of, parse_json, Query, Who};
 use crate::admin_store::{Audit, AuditRecord, KeyCounter, LIMITS_KEY, OVERRIDES_KEY};

@@ -2,7 +2,7 @@
 //! arrival), and query strings. Every error names its field.
 
 use serde_json::Value;
-use tollgate::hash::KeyHash;
+use tollgate_core::hash::KeyHash;
 
 use crate::api::{is_key_hash, ApiError, Item};
 

@@ -2,7 +2,7 @@
 //! and building response bodies.
 
 use serde_json::{json, Map, Value};
-use tollgate::algorithm::{Algorithm, Decision, Quota};
+use tollgate_core::algorithm::{Algorithm, Decision, Quota};
 
 use crate::counters::{ns_to_ms_ceil, BatchOutcome, Counter, LeaseOutcome};
 

@@ -1,7 +1,7 @@
 //! tollgate-store: shared rate-limit counters in Redis for Tollgate proxies.
 //!
 //! Reading order: `config` (CLI) → `server` (HTTP routes, auth) → `api` (JSON in and out) →
-//! `counters` (check / lease / adjust, computed by the filter's own `tollgate::algorithm` and
+//! `counters` (check / lease / adjust, computed by the filter's own `tollgate_core::algorithm` and
 //! committed with a compare-and-set script) → `backend` (Redis: single node, cluster,
 //! sentinel; timeouts) → `metrics`.
 //!
@@ -29,7 +29,7 @@ pub mod overrides;
 pub mod server;
 pub mod stats;
 pub mod sync;
-pub use tollgate::timefmt;
+pub use tollgate_core::timefmt;
 
 #[cfg(test)]
 mod parity_tests;

@@ -221,9 +221,10 @@ pub fn parse_new(body: &Value, now_ms: u64) -> Result<(Override, Who), ApiError>
         (Some(_), Some(_)) => return Err(ApiError::invalid("expires_at", "give either ttl or expires_at, not both")),
         (None, None) => return Err(ApiError::invalid("ttl", "one of ttl (e.g. \"10m\") or expires_at is required")),
         (Some(ttl), None) => {
-            let d = tollgate::duration::Duration::parse(ttl).map(|d| d.as_millis()).filter(|ms| *ms > 0).ok_or_else(
-                || ApiError::invalid("ttl", format!("{ttl:?}: must be a duration like 90s, 10m, 2h or 7d")),
-            )?;
+            let d =
+                tollgate_core::duration::Duration::parse(ttl).map(|d| d.as_millis()).filter(|ms| *ms > 0).ok_or_else(
+                    || ApiError::invalid("ttl", format!("{ttl:?}: must be a duration like 90s, 10m, 2h or 7d")),
+                )?;
             if d > MAX_TTL_MS {
                 return Err(ApiError::invalid("ttl", "must be at most 366d"));
             }
@@ -292,7 +293,10 @@ mod tests {
             parse_new(&b, NOW).unwrap().0
         };
         let o = with(json!({"kind": "allow_key", "target": "sk-secret", "ttl": "10m"}));
-        assert_eq!(o.target.as_deref(), Some(tollgate::hash::KeyHash::fleet(&[b"sk-secret"]).to_string().as_str()));
+        assert_eq!(
+            o.target.as_deref(),
+            Some(tollgate_core::hash::KeyHash::fleet(&[b"sk-secret"]).to_string().as_str())
+        );
         assert_eq!(o.until_ms, NOW + 600_000);
         let o = with(json!({"kind": "allow_ip", "target": "192.168.0.0/16", "expires_at": "2023-11-14T23:13:20Z"}));
         assert_eq!((o.target.as_deref(), o.until_ms), (Some("192.168.0.0/16"), NOW + 3_600_000));

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use tollgate::algorithm::Nanos;
+use tollgate_core::algorithm::Nanos;
 
 use crate::admin_store::AdminStore;
 use crate::api::{self, ApiError};

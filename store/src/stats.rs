@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use redis::Value;
 use serde_json::{json, Value as Json};
-use tollgate::algorithm::Decision;
+use tollgate_core::algorithm::Decision;
 
 use crate::api::Origin;
 use crate::backend::{Backend, StoreError};
@@ -342,7 +342,7 @@ fn totals_json(rule: Option<&str>, t: &RuleTotals) -> Json {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use tollgate::algorithm::{Algorithm, Quota};
+    use tollgate_core::algorithm::{Algorithm, Quota};
 
     fn counter(rule: &str, key: &str) -> Counter {
         Counter {

@@ -15,7 +15,7 @@ mod ctl;
 
 use std::io::Write;
 use std::process::ExitCode;
-use tollgate::config::Config;
+use tollgate_core::config::Config;
 
 const USAGE: &str = "\
 tollgatectl: the Tollgate admin CLI

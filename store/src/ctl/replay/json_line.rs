@@ -15,7 +15,7 @@
 //! Envoy writes `null` (or `-` in strings) for a value it does not have: both mean absent.
 
 use serde_json::{Map, Value};
-use tollgate::llm::Usage;
+use tollgate_core::llm::Usage;
 
 use super::record::{number_time, parse_time, Record, Unreadable};
 

@@ -15,7 +15,7 @@ mod record;
 mod report;
 mod simulate;
 
-use tollgate::config::Config;
+use tollgate_core::config::Config;
 
 use super::{usage, Args, Fail};
 use input::Input;

@@ -1,8 +1,8 @@
 //! One recorded request, whatever log format it came from, and the times logs write.
 
 use serde_json::Value;
-use tollgate::llm::Usage;
-use tollgate::request::Request;
+use tollgate_core::llm::Usage;
+use tollgate_core::request::Request;
 
 /// A request read from a log line.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
-use tollgate::limiter::RuleStatus;
+use tollgate_core::limiter::RuleStatus;
 use tollgate_store::timefmt::format_ms;
 
 use super::input::InputStats;

@@ -20,12 +20,12 @@ use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use tollgate::config::{Config, Scope, Unit};
-use tollgate::hash::KeyHash;
-use tollgate::limiter::{Limiter, Reply, Reservation, RuleOutcome, RuleStatus};
-use tollgate::llm::Usage;
-use tollgate::overrides::Overrides;
-use tollgate::shared_store::{SharedStore, StoreError};
+use tollgate_core::config::{Config, Scope, Unit};
+use tollgate_core::hash::KeyHash;
+use tollgate_core::limiter::{Limiter, Reply, Reservation, RuleOutcome, RuleStatus};
+use tollgate_core::llm::Usage;
+use tollgate_core::overrides::Overrides;
+use tollgate_core::shared_store::{SharedStore, StoreError};
 
 use super::record::Record;
 

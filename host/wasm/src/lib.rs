@@ -1,6 +1,9 @@
 //! The thin proxy-wasm adapter: a root context that compiles the configuration and defines
 //! metrics, and an HTTP context per request that builds a `Request`, asks the `Limiter`,
-//! and carries out its `Reply`. All decisions live in the pure modules.
+//! and carries out its `Reply`. All decisions live in tollgate-core.
+//!
+//! Built for `wasm32` only (on other targets the crate is empty).
+#![cfg(target_arch = "wasm32")]
 
 mod ffi;
 mod flusher;
@@ -10,11 +13,6 @@ mod poller;
 mod shared_data;
 mod store_call;
 
-use crate::config::Config;
-use crate::limiter::{BodyPlan, Evaluation, Limiter, Reply, Reservation};
-use crate::llm::{self, Forward, ResponseReader};
-use crate::metrics::ProxyMetric;
-use crate::request::Request;
 use held::{HeldQueue, SharedQueue};
 use metrics::Metrics;
 use proxy_wasm::hostcalls;
@@ -24,6 +22,11 @@ use shared_data::HostSharedData;
 use std::cell::RefCell;
 use std::rc::Rc;
 use store_call::{Next, PendingGlobal};
+use tollgate_core::config::Config;
+use tollgate_core::limiter::{BodyPlan, Evaluation, Limiter, Reply, Reservation};
+use tollgate_core::llm::{self, Forward, ResponseReader};
+use tollgate_core::metrics::ProxyMetric;
+use tollgate_core::request::Request;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -36,11 +39,11 @@ struct Active {
     metrics: Metrics,
     held: SharedQueue,
     /// This worker's circuit breaker for store calls.
-    breaker: RefCell<crate::global::Breaker>,
+    breaker: RefCell<tollgate_core::global::Breaker>,
     /// Corrections for global counters (settled tokens, released slots), sent by the tick.
-    store_adjustments: RefCell<Vec<(crate::global::GlobalCheck, i64)>>,
+    store_adjustments: RefCell<Vec<(tollgate_core::global::GlobalCheck, i64)>>,
     /// Overrides and per-key limits last pulled from the store.
-    overrides: RefCell<Rc<crate::overrides::Overrides>>,
+    overrides: RefCell<Rc<tollgate_core::overrides::Overrides>>,
 }
 
 struct TollgateRoot {
@@ -122,7 +125,7 @@ impl RootContext for TollgateRoot {
         self.poller.tick(active, now_nanos());
         let adjustments = std::mem::take(&mut *active.store_adjustments.borrow_mut());
         if !adjustments.is_empty() {
-            let body = crate::global::adjust_body(&adjustments, store_call::rule_name(active));
+            let body = tollgate_core::global::adjust_body(&adjustments, store_call::rule_name(active));
             if store_call::dispatch(active, "/v1/adjust", &body).is_none() {
                 active.metrics.proxy(ProxyMetric::StoreErrors, 1);
             }
@@ -148,7 +151,7 @@ struct TollgateFilter {
     /// Kept only while the body is being buffered for the decision.
     request_headers: Vec<(String, String)>,
     /// The shape of this request's error bodies (for answers decided after the store's).
-    shape: crate::response::Shape,
+    shape: tollgate_core::response::Shape,
     /// Rate-limit headers to add to the upstream's response.
     response_headers: Vec<(&'static str, String)>,
     /// Charges to settle when the stream ends.
@@ -162,7 +165,7 @@ struct TollgateFilter {
     /// Global rules waiting for the store.
     global: PendingGlobal,
     /// Global counters charged at the store (to settle or release there).
-    global_charged: Vec<crate::global::GlobalCheck>,
+    global_charged: Vec<tollgate_core::global::GlobalCheck>,
 }
 
 impl Context for TollgateFilter {
@@ -180,7 +183,7 @@ fn request_headers() -> Vec<(String, String)> {
     hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, v)| (k, crate::request::header_text(v)))
+        .map(|(k, v)| (k, tollgate_core::request::header_text(v)))
         .collect()
 }
 
@@ -198,7 +201,7 @@ fn request_view<'a>(
 }
 
 /// The peer address, when a rule or an override needs it.
-fn peer_address(active: &Active, overrides: &crate::overrides::Overrides) -> Option<String> {
+fn peer_address(active: &Active, overrides: &tollgate_core::overrides::Overrides) -> Option<String> {
     let needed = active.limiter.needs_ip || overrides.has_ips() || active.limiter.static_overrides.has_ips();
     if !needed {
         return None;
@@ -330,8 +333,8 @@ impl TollgateFilter {
 
     /// Settle reservations with the usage the response reported.
     fn settle(&mut self, active: &Active) {
-        let needs_usage = |unit: crate::config::Unit| unit != crate::config::Unit::Requests;
-        let global_units: Vec<crate::config::Unit> = self
+        let needs_usage = |unit: tollgate_core::config::Unit| unit != tollgate_core::config::Unit::Requests;
+        let global_units: Vec<tollgate_core::config::Unit> = self
             .global_charged
             .iter()
             .filter_map(|c| active.limiter.config.rules.get(c.rule).map(|r| r.unit))
@@ -351,7 +354,9 @@ impl TollgateFilter {
             self.reservations.iter().any(|r| r.unit.is_llm()) || global_units.iter().any(|u| u.is_llm());
         let found = !usage.is_empty();
         for (check, unit) in std::mem::take(&mut self.global_charged).into_iter().zip(global_units) {
-            if let Some(delta) = crate::limiter::settlement(unit, check.cost, check.price, found.then_some(&usage)) {
+            if let Some(delta) =
+                tollgate_core::limiter::settlement(unit, check.cost, check.price, found.then_some(&usage))
+            {
                 active.store_adjustments.borrow_mut().push((check, delta));
             }
         }

@@ -1,15 +1,15 @@
 //! Global rules in the glue: the strict callout to tollgate-store, its answer, and the
-//! failure modes when there is none. The decisions themselves are in `crate::global` and
-//! `crate::limiter`.
+//! failure modes when there is none. The decisions themselves are in `tollgate_core::global` and
+//! `tollgate_core::limiter`.
 
 use super::{now_nanos, Active, HostSharedData, TollgateFilter};
-use crate::algorithm::Decision;
-use crate::global::{self, Fallback, GlobalCheck, StoreFailure};
-use crate::lease;
-use crate::limiter::{AppliedRule, Reply, RuleOutcome, RuleStatus};
-use crate::metrics::ProxyMetric;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
+use tollgate_core::algorithm::Decision;
+use tollgate_core::global::{self, Fallback, GlobalCheck, StoreFailure};
+use tollgate_core::lease;
+use tollgate_core::limiter::{AppliedRule, Reply, RuleOutcome, RuleStatus};
+use tollgate_core::metrics::ProxyMetric;
 
 /// A request waiting for the store.
 #[derive(Default)]

@@ -1,12 +1,14 @@
-//! Envoy stats for contract §3 (names in `crate::metrics`).
+//! Envoy stats for contract §3 (names in `tollgate_core::metrics`).
 
-use crate::config::Config;
-use crate::engine::EngineStats;
-use crate::limiter::{Evaluation, RuleOutcome, RuleStatus};
-use crate::metrics::{proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric, THROTTLE_QUEUE, THROTTLE_WAIT_MS};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use std::cell::Cell;
+use tollgate_core::config::Config;
+use tollgate_core::engine::EngineStats;
+use tollgate_core::limiter::{Evaluation, RuleOutcome, RuleStatus};
+use tollgate_core::metrics::{
+    proxy_metric_name, rule_metric_name, ProxyMetric, RuleMetric, THROTTLE_QUEUE, THROTTLE_WAIT_MS,
+};
 
 /// A counter whose increments are summed in the worker and sent on the tick: one host call
 /// per counter per tick instead of one per request.

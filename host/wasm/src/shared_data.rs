@@ -1,8 +1,8 @@
 //! `SharedStore` over Envoy shared data (shared by every worker of this Envoy).
 
-use crate::shared_store::{SharedStore, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::Status;
+use tollgate_core::shared_store::{SharedStore, StoreError};
 
 pub struct HostSharedData;
 

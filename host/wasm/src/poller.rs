@@ -5,12 +5,12 @@
 
 use super::store_call::call;
 use super::Active;
-use crate::algorithm::Nanos;
-use crate::metrics::ProxyMetric;
-use crate::overrides::Overrides;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 use std::rc::Rc;
+use tollgate_core::algorithm::Nanos;
+use tollgate_core::metrics::ProxyMetric;
+use tollgate_core::overrides::Overrides;
 
 #[derive(Default)]
 pub struct Poller {

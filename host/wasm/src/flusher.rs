@@ -4,12 +4,12 @@
 
 use super::store_call::{dispatch, rule_name};
 use super::{Active, HostSharedData};
-use crate::algorithm::Nanos;
-use crate::global::{self, GlobalCheck};
-use crate::lease::{self, IndexEntry};
-use crate::shared_store::SharedStore;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
+use tollgate_core::algorithm::Nanos;
+use tollgate_core::global::{self, GlobalCheck};
+use tollgate_core::lease::{self, IndexEntry};
+use tollgate_core::shared_store::SharedStore;
 
 /// An expired, empty lease leaves the index after this many sync intervals without use.
 const FORGET_AFTER_INTERVALS: u64 = 10;
@@ -92,7 +92,7 @@ impl Flusher {
         if let Some(token) = dispatch(active, "/v1/lease", &body) {
             self.in_flight = Some((token, items.into_iter().map(|(c, _, _)| c).collect()));
         } else {
-            active.metrics.proxy(crate::metrics::ProxyMetric::StoreErrors, 1);
+            active.metrics.proxy(tollgate_core::metrics::ProxyMetric::StoreErrors, 1);
         }
     }
 
@@ -118,7 +118,7 @@ impl Flusher {
                     }
                 }
             }
-            Err(_) => active.metrics.proxy(crate::metrics::ProxyMetric::StoreErrors, 1),
+            Err(_) => active.metrics.proxy(tollgate_core::metrics::ProxyMetric::StoreErrors, 1),
         }
         true
     }
