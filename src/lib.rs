@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod config;
 pub mod duration;
 pub mod engine;
+pub mod filter;
 pub mod global;
 pub mod hash;
 pub mod keys;

@@ -471,6 +471,15 @@ impl Limiter {
         stats
     }
 
+    /// A rule's name ("" for an index out of range).
+    pub fn rule_name(&self, rule: usize) -> &str {
+        self.config.rules.get(rule).map(|r| r.name.as_str()).unwrap_or("")
+    }
+
+    pub fn rule_unit(&self, rule: usize) -> Option<Unit> {
+        self.config.rules.get(rule).map(|r| r.unit)
+    }
+
     /// Whether a global rule uses `sync: batched` (leases) rather than strict.
     pub fn is_batched(&self, rule: usize) -> bool {
         self.config.rules.get(rule).is_some_and(|r| r.sync == crate::config::Sync::Batched)
