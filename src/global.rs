@@ -1,9 +1,8 @@
-//! Global rules (`scope: global`): what the filter sends to tollgate-store, how it reads the
-//! answer, and what it does when the store cannot answer (failure modes, circuit breaker).
-//! Pure: the glue dispatches the HTTP callouts.
+//! Global rules (`scope: global`): what the filter sends to tollgate-store and how it reads the
+//! answer. (What it does when the store cannot answer is `filter::failure_mode`; leases are
+//! `lease`.) Pure: the host dispatches the HTTP calls.
 
-use crate::algorithm::{Algorithm, Decision, Nanos, Quota, NANOS_PER_SEC};
-use crate::config::{FailureMode, StoreConfig};
+use crate::algorithm::{Algorithm, Decision, Quota};
 use crate::hash::KeyHash;
 use serde_json::{json, Value};
 
@@ -15,8 +14,8 @@ pub struct GlobalCheck {
     pub quota: Quota,
     pub key: KeyHash,
     pub cost: u64,
-    /// Micro-dollars per million input and output tokens (cost rules), for settlement.
-    pub price: (u64, u64),
+    /// The price a cost rule reserved at, for settlement.
+    pub price: Option<crate::llm::PriceRef>,
 }
 
 impl GlobalCheck {
@@ -143,80 +142,10 @@ pub fn parse_lease(status: Option<u32>, body: &[u8], expected: usize) -> Result<
         .collect())
 }
 
-/// Consecutive failures that open the breaker.
-pub const BREAKER_THRESHOLD: u32 = 3;
-/// How long an open breaker skips the store before one probe call is let through.
-pub const BREAKER_COOLDOWN_NS: u64 = NANOS_PER_SEC;
-
-/// A circuit breaker per worker: after `BREAKER_THRESHOLD` consecutive failures the store is
-/// not called for `BREAKER_COOLDOWN_NS` (the failure mode applies at once, so a dead store
-/// does not add its timeout to every request); then one probe is let through.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Breaker {
-    failures: u32,
-    open_until: Nanos,
-    probing: bool,
-}
-
-impl Breaker {
-    /// Whether a call may go to the store now.
-    pub fn allows(&mut self, now: Nanos) -> bool {
-        if self.failures < BREAKER_THRESHOLD {
-            return true;
-        }
-        if now >= self.open_until && !self.probing {
-            self.probing = true;
-            return true;
-        }
-        false
-    }
-
-    pub fn is_open(&self) -> bool {
-        self.failures >= BREAKER_THRESHOLD
-    }
-
-    pub fn success(&mut self) {
-        *self = Breaker::default();
-    }
-
-    pub fn failure(&mut self, now: Nanos) {
-        self.failures = self.failures.saturating_add(1);
-        self.probing = false;
-        if self.failures >= BREAKER_THRESHOLD {
-            self.open_until = now.saturating_add(BREAKER_COOLDOWN_NS);
-        }
-    }
-}
-
-/// What the failure mode does with a request the store cannot decide.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fallback {
-    /// Count it locally against this proxy's share of the limit.
-    LocalShare,
-    /// Let it through.
-    Allow,
-    /// Answer 503.
-    Unavailable,
-}
-
-pub fn fallback(store: &StoreConfig) -> Fallback {
-    match store.failure_mode {
-        FailureMode::Local => Fallback::LocalShare,
-        FailureMode::Open => Fallback::Allow,
-        FailureMode::Closed => Fallback::Unavailable,
-    }
-}
-
-/// This proxy's share of a global quota when the store is unreachable: limit and burst divided
-/// by the fleet size (rounded up, at least 1).
-pub fn local_share(q: &Quota, fleet_size: u32) -> Quota {
-    let n = u64::from(fleet_size.max(1));
-    Quota { limit: q.limit.div_ceil(n).max(1), window_ns: q.window_ns, burst: q.burst.div_ceil(n).max(1) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algorithm::NANOS_PER_SEC;
 
     fn check() -> GlobalCheck {
         GlobalCheck {
@@ -225,7 +154,7 @@ mod tests {
             quota: Quota { limit: 100, window_ns: 60 * NANOS_PER_SEC, burst: 10 },
             key: KeyHash(0xabc),
             cost: 2,
-            price: (0, 0),
+            price: None,
         }
     }
 
@@ -251,29 +180,5 @@ mod tests {
         assert_eq!(parse_check(Some(200), br#"{"allowed":true,"results":[]}"#, 1), Err(StoreFailure::Error));
         let lease = br#"{"leases":[{"granted":5,"remaining":95,"reset_after_ms":10,"retry_after_ms":0}]}"#;
         assert_eq!(parse_lease(Some(200), lease, 1).unwrap()[0].granted, 5);
-    }
-
-    #[test]
-    fn breaker_opens_after_three_failures_and_probes_after_the_cooldown() {
-        let mut b = Breaker::default();
-        for _ in 0..3 {
-            assert!(b.allows(0));
-            b.failure(0);
-        }
-        assert!(!b.allows(1));
-        assert!(b.allows(BREAKER_COOLDOWN_NS), "one probe");
-        assert!(!b.allows(BREAKER_COOLDOWN_NS), "only one");
-        b.failure(BREAKER_COOLDOWN_NS);
-        assert!(!b.allows(BREAKER_COOLDOWN_NS + 1));
-        assert!(b.allows(2 * BREAKER_COOLDOWN_NS));
-        b.success();
-        assert!(b.allows(2 * BREAKER_COOLDOWN_NS) && !b.is_open());
-    }
-
-    #[test]
-    fn local_share_divides_by_the_fleet() {
-        let q = Quota { limit: 100, window_ns: 1, burst: 10 };
-        assert_eq!(local_share(&q, 3), Quota { limit: 34, window_ns: 1, burst: 4 });
-        assert_eq!(local_share(&q, 0), q);
     }
 }

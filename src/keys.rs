@@ -89,11 +89,18 @@ pub enum KeyPart<'r> {
     Owned(String),
 }
 
-impl KeyPart<'_> {
+impl<'r> KeyPart<'r> {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             KeyPart::Borrowed(s) => s.as_bytes(),
             KeyPart::Owned(s) => s.as_bytes(),
+        }
+    }
+
+    pub fn into_text(self) -> std::borrow::Cow<'r, str> {
+        match self {
+            KeyPart::Borrowed(s) => std::borrow::Cow::Borrowed(s),
+            KeyPart::Owned(s) => std::borrow::Cow::Owned(s),
         }
     }
 }

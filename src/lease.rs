@@ -13,6 +13,7 @@
 //! the capacity is stranded for one lease TTL (and only while a proxy holding units is idle).
 
 use crate::algorithm::{Algorithm, Nanos, Quota, State};
+use crate::config::{Rule, StoreConfig};
 use crate::engine::Engine;
 use crate::global::{GlobalCheck, Grant};
 use crate::hash::KeyHash;
@@ -97,6 +98,25 @@ pub fn lease_expiry(algorithm: Algorithm, now: Nanos, ttl: Nanos, window_reset_n
 /// The shared index of active leases, so the flusher knows which records to look at: up to
 /// `INDEX_CAPACITY` entries (a counter leased beyond it is still spent locally, but is not
 /// renewed ahead of need nor returned early: its units come back when the window passes).
+/// How long a lease may be spent: five sync intervals.
+pub fn lease_ttl(store: Option<&StoreConfig>) -> Nanos {
+    store.map(|s| s.sync_interval.as_nanos()).unwrap_or(100_000_000).saturating_mul(5)
+}
+
+/// What a request without a lease asks for: half the most one proxy may hold, at least its
+/// own cost.
+pub fn first_lease(g: &GlobalCheck, fleet_size: u32) -> u64 {
+    (max_lease(g.algorithm, &g.quota, fleet_size) / 2).max(1).max(g.cost)
+}
+
+/// The global check a leased index entry stands for (None when its rule is gone).
+pub fn lease_check(rules: &[Rule], e: &IndexEntry) -> Option<GlobalCheck> {
+    let rule = rules.get(e.rule as usize)?;
+    let algorithm = rule.algorithm?;
+    let quota = Quota { limit: e.limit, window_ns: rule.quota.window_ns, burst: e.burst };
+    Some(GlobalCheck { rule: e.rule as usize, algorithm, quota, key: KeyHash(e.key), cost: 0, price: None })
+}
+
 pub const INDEX_CAPACITY: usize = 256;
 pub const INDEX_KEY: &str = "tollgate:v1:lease-index";
 pub const LEADER_KEY: &str = "tollgate:v1:lease-leader";

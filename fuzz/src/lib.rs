@@ -412,13 +412,20 @@ pub fn usage_json(data: &[u8]) {
     let price = Price { model: "gpt-4o".into(), input_per_mtok_micro: p_in, output_per_mtok_micro: p_out };
     for estimate in [Estimate::MaxTokens, Estimate::Fixed(fixed), Estimate::None] {
         let cfg = llm_config(estimate, price.clone());
+        let settler = {
+            let mut config = tollgate_core::config::Config::parse(b"").expect("the empty config");
+            config.llm = cfg.clone();
+            config.slots.capacity = 64; // the table is not used: keep it small
+            limiter::Limiter::new(config)
+        };
         for unit in
             [Unit::Requests, Unit::Tokens, Unit::InputTokens, Unit::OutputTokens, Unit::CostUsd, Unit::Concurrent]
         {
             let _ = llm::estimate_tokens(&cfg, &req, unit);
             let _ = llm::units_used(unit, &usage, llm::price_of(&cfg, req.model.as_deref()));
-            let _ = limiter::settlement(unit, reserved, (p_in, p_out), Some(&usage));
-            let _ = limiter::settlement(unit, reserved, (p_in, p_out), None);
+            let price = llm::price_ref(&cfg, req.model.as_deref());
+            let _ = settler.settlement(unit, reserved, price, Some(&usage));
+            let _ = settler.settlement(unit, reserved, price, None);
         }
     }
     let _ = llm::cost_micro_usd(&price, usage.input_tokens(), usage.output_tokens());

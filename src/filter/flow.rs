@@ -5,10 +5,11 @@
 //! (withholding the usage chunk Tollgate caused), and settle every charge when the stream
 //! ends, however it ends.
 
+use super::failure_mode::{self, Fallback};
 use super::{Host, StoreAnswer, StoreCall, Stream, Worker};
 use crate::algorithm::Decision;
-use crate::config::Unit;
-use crate::global::{self, Fallback, GlobalCheck, StoreFailure};
+use crate::config::{Sync, Unit};
+use crate::global::{self, GlobalCheck, StoreFailure};
 use crate::lease;
 use crate::limiter::{AppliedRule, BodyPlan, Evaluation, Reply, Reservation, RuleOutcome, RuleStatus};
 use crate::llm::{self, Forward, ResponseReader};
@@ -239,8 +240,7 @@ impl Flow {
 
     /// The peer address, when a rule or an override needs it.
     fn peer(&self, w: &Worker, s: &dyn Stream, overrides: &crate::overrides::Overrides) -> Option<String> {
-        let needed = w.limiter.needs_ip || overrides.has_ips() || w.limiter.static_overrides.has_ips();
-        needed.then(|| s.peer_address()).flatten()
+        w.limiter.needs_peer(overrides).then(|| s.peer_address()).flatten()
     }
 
     /// Degrade (model rewrite, marker header) and ask OpenAI-style streams for usage.
@@ -339,7 +339,7 @@ impl Flow {
             self.reservations.iter().any(|r| r.unit.is_llm()) || global_units.iter().any(|u| u.is_llm());
         let found = !usage.is_empty();
         for (check, unit) in std::mem::take(&mut self.global_charged).into_iter().zip(global_units) {
-            if let Some(delta) = crate::limiter::settlement(unit, check.cost, check.price, found.then_some(&usage)) {
+            if let Some(delta) = limiter.settlement(unit, check.cost, check.price, found.then_some(&usage)) {
                 w.adjustments.borrow_mut().push((check, delta));
             }
         }
@@ -372,7 +372,7 @@ impl Flow {
     ) -> Step {
         let now = host.now();
         let limiter = &w.limiter;
-        let batched = checks.iter().all(|c| limiter.is_batched(c.rule));
+        let batched = checks.iter().all(|c| limiter.config.rules.get(c.rule).is_some_and(|r| r.sync == Sync::Batched));
         if batched && lease::spend_all(&limiter.engine, host.shared(), &checks, now) {
             // Steady state of batched sync: spent from this proxy's leases, no callout.
             let outcomes: Vec<RuleOutcome> = checks
@@ -391,7 +391,7 @@ impl Flow {
         let rule_name = |i: usize| limiter.rule_name(i).to_string();
         let (path, body) = if batched {
             let items: Vec<(GlobalCheck, u64, u64)> =
-                self.global.checks.iter().map(|c| (*c, limiter.first_lease(c), 0)).collect();
+                self.global.checks.iter().map(|c| (*c, lease::first_lease(c, store.fleet_size), 0)).collect();
             ("/v1/lease", global::lease_body(&items, rule_name))
         } else {
             ("/v1/check", global::check_body(&self.global.checks, rule_name))
@@ -437,7 +437,7 @@ impl Flow {
     /// their leases (the request will be denied).
     fn spend_grants(&mut self, w: &Worker, host: &dyn Host, grants: &[global::Grant]) -> Vec<Decision> {
         let now = host.now();
-        let ttl = w.limiter.lease_ttl();
+        let ttl = lease::lease_ttl(w.limiter.config.store.as_ref());
         let engine = &w.limiter.engine;
         let covered: Vec<bool> = self
             .global
@@ -469,10 +469,10 @@ impl Flow {
         w.tally.proxy(ProxyMetric::FailureModeUsed, 1);
         let Some(store) = w.limiter.config.store.as_ref() else { return Step::Continue };
         let local = std::mem::take(&mut self.global.local);
-        match global::fallback(store) {
+        match failure_mode::fallback(store) {
             Fallback::LocalShare => {
                 let (decisions, reservations, stats) =
-                    w.limiter.admit_local_share(host.shared(), &self.global.checks, host.now());
+                    failure_mode::admit_local_share(&w.limiter, host.shared(), &self.global.checks, host.now());
                 w.record_stats(&stats);
                 self.reservations.extend(reservations);
                 self.global.checks.iter_mut().for_each(|c| c.cost = 0); // charged locally, not at the store

@@ -89,7 +89,7 @@ impl Flusher {
         }
         let (_, checks) = self.in_flight.take()?;
         let Ok(grants) = global::parse_lease(answer.status, answer.body, checks.len()) else { return Some(false) };
-        let ttl = limiter.lease_ttl();
+        let ttl = lease::lease_ttl(limiter.config.store.as_ref());
         for (c, g) in checks.iter().zip(&grants) {
             if g.granted > 0 {
                 lease::apply_grant(&limiter.engine, host.shared(), c, g, 0, now, ttl);
@@ -105,11 +105,11 @@ pub fn plan(limiter: &Limiter, host: &dyn Host, now: Nanos) -> Flush {
     let mut flush = Flush::default();
     let Some(store) = limiter.config.store.as_ref() else { return flush };
     let interval = store.sync_interval.as_nanos();
-    let ttl = limiter.lease_ttl();
+    let ttl = lease::lease_ttl(limiter.config.store.as_ref());
     let engine = &limiter.engine;
     let (bytes, _) = host.shared().get(lease::INDEX_KEY).unwrap_or_default();
     for entry in lease::index_decode(&bytes) {
-        let Some(check) = limiter.lease_check(&entry) else {
+        let Some(check) = lease::lease_check(&limiter.config.rules, &entry) else {
             flush.forget.push(entry);
             continue;
         };

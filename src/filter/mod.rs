@@ -4,6 +4,7 @@
 //! callbacks onto these verbs and carries out what they return; every decision is here, and
 //! tested natively against the in-memory host of `testing`.
 
+mod failure_mode;
 mod flow;
 mod flusher;
 mod held;

@@ -3,13 +3,14 @@
 //! background jobs its tick runs (lease flusher, sync poller, settlements, releases).
 //! Requests of the worker share it; it is used from the worker's thread only.
 
+use super::failure_mode::Breaker;
 use super::flusher::Flusher;
 use super::held::{HeldQueue, Release};
 use super::poller::{Polled, Poller};
 use super::{Host, StoreAnswer, StoreCall};
 use crate::config::{Config, ConfigError};
 use crate::engine::EngineStats;
-use crate::global::{self, Breaker, GlobalCheck};
+use crate::global::{self, GlobalCheck};
 use crate::limiter::{Evaluation, Limiter, RuleOutcome, RuleStatus};
 use crate::metrics::{ProxyMetric, RuleMetric, Tally};
 use crate::overrides::Overrides;
@@ -86,7 +87,7 @@ impl Worker {
     pub fn tick(&self, host: &dyn Host) -> Vec<Release> {
         let now = host.now();
         let due = self.held.borrow_mut().due(now);
-        if self.limiter.has_batched() && !self.flusher.borrow_mut().tick(&self.limiter, host, now) {
+        if self.limiter.needs.leases && !self.flusher.borrow_mut().tick(&self.limiter, host, now) {
             self.tally.proxy(ProxyMetric::StoreErrors, 1);
         }
         if let Some(store) = self.limiter.config.store.as_ref() {

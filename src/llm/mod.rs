@@ -48,10 +48,34 @@ pub fn estimate_tokens(llm: &LlmConfig, req: &LlmRequest, unit: Unit) -> u64 {
     }
 }
 
+/// Which configured price a charge was reserved at, so that it is settled at the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriceRef {
+    /// `llm.prices[i]`.
+    Model(usize),
+    /// `llm.default_price`.
+    Default,
+}
+
+/// The model's price: the configured table, else `default_price`.
+pub fn price_ref(llm: &LlmConfig, model: Option<&str>) -> Option<PriceRef> {
+    let model = model.unwrap_or("");
+    match llm.prices.iter().position(|p| p.model == model) {
+        Some(i) => Some(PriceRef::Model(i)),
+        None => llm.default_price.as_ref().map(|_| PriceRef::Default),
+    }
+}
+
+pub fn price_at(llm: &LlmConfig, r: PriceRef) -> Option<&Price> {
+    match r {
+        PriceRef::Model(i) => llm.prices.get(i),
+        PriceRef::Default => llm.default_price.as_ref(),
+    }
+}
+
 /// The model's price: the configured table, else `default_price`.
 pub fn price_of<'a>(llm: &'a LlmConfig, model: Option<&str>) -> Option<&'a Price> {
-    let model = model.unwrap_or("");
-    llm.prices.iter().find(|p| p.model == model).or(llm.default_price.as_ref())
+    price_ref(llm, model).and_then(|r| price_at(llm, r))
 }
 
 /// Micro-dollars for `input` and `output` tokens at `price`, rounded up.
