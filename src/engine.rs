@@ -302,6 +302,15 @@ impl Engine {
         None
     }
 
+    /// The state of `key`'s record, read only (None: the key has no record).
+    pub fn read(&self, store: &dyn SharedStore, key: KeyHash, now: Nanos) -> Option<State> {
+        let (bytes, _) = store.get(self.table.set_name(self.table.set_of(key)))?;
+        match lookup(&bytes, key, now) {
+            Lookup::Own(way) => Some(record_at(&bytes, way).state),
+            Lookup::Free { .. } | Lookup::Full => None,
+        }
+    }
+
     /// Read a counter without charging (cost 0).
     pub fn peek(&self, store: &dyn SharedStore, check: &Check, now: Nanos) -> Decision {
         let zero = Check { cost: 0, ..*check };

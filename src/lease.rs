@@ -205,13 +205,9 @@ pub fn drain_expired(engine: &Engine, store: &dyn SharedStore, e: &IndexEntry, n
         .unwrap_or(0)
 }
 
-/// A lease as the flusher sees it.
+/// A lease as the flusher sees it (read only: no write to shared data).
 pub fn peek(engine: &Engine, store: &dyn SharedStore, e: &IndexEntry, now: Nanos) -> Lease {
-    engine
-        .modify(store, lease_key(e.rule as usize, e.key), now, |s| {
-            Some((s, Lease::decode(s).expires_at, Lease::decode(s)))
-        })
-        .unwrap_or_default()
+    engine.read(store, lease_key(e.rule as usize, e.key), now).map(Lease::decode).unwrap_or_default()
 }
 
 /// Lease records are kept apart from counters of the same key.

@@ -78,25 +78,33 @@ impl<'a> Request<'a> {
     /// from the right of X-Forwarded-For (the peer address when the header has fewer).
     pub fn client_ip(&self, trusted_hops: u32) -> Option<&'a str> {
         if trusted_hops > 0 {
-            // Several X-Forwarded-For headers are one list, in order.
-            let all: Vec<&str> = self
+            // Several X-Forwarded-For headers are one list, in order: walk it from the right.
+            let addr = self
                 .headers
                 .iter()
+                .rev()
                 .filter(|(k, _)| k == "x-forwarded-for")
-                .flat_map(|(_, v)| v.split(','))
+                .flat_map(|(_, v)| v.rsplit(','))
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .collect();
-            if let Some(addr) = all.iter().rev().nth(trusted_hops as usize - 1) {
-                return Some(addr);
+                .nth(trusted_hops as usize - 1);
+            if addr.is_some() {
+                return addr;
             }
         }
         self.peer.map(strip_port)
     }
 
     /// A claim of the bearer JWT's payload, as a string (numbers and booleans in their JSON
-    /// form). A malformed token means no claim.
+    /// form). A malformed token means no claim. (Decodes the token: a caller that needs
+    /// several claims decodes once with `jwt_payload` and reads them with `claim`.)
     pub fn jwt_claim(&self, claim: &str) -> Option<String> {
+        Request::claim(self.jwt_payload().as_ref(), claim)
+    }
+
+    /// The bearer JWT's payload, decoded (not verified: Envoy's jwt_authn does that). None
+    /// when there is no token or it is malformed.
+    pub fn jwt_payload(&self) -> Option<Value> {
         let auth = self.header("authorization")?;
         let token = crate::keys::strip_bearer(auth).trim();
         let mut parts = token.split('.');
@@ -105,8 +113,12 @@ impl<'a> Request<'a> {
             return None;
         }
         let bytes = base64url_decode(payload)?;
-        let value: Value = serde_json::from_slice(&bytes).ok()?;
-        scalar_string(value.get(claim)?)
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// A claim of a decoded payload, as a string.
+    pub fn claim(payload: Option<&Value>, claim: &str) -> Option<String> {
+        scalar_string(payload?.get(claim)?)
     }
 
     /// A field of the JSON body, by JSON pointer, as a string.

@@ -1,13 +1,16 @@
 //! Who a request is, worked out once per request before the rules run: its API key, the
-//! fleet-wide hash overrides are keyed by, its client address (when overrides need it) and its
-//! tier. Every rule then reads these instead of scanning the headers again.
+//! fleet-wide hash overrides are keyed by, its client address (when overrides need it), its
+//! bearer JWT's claims (decoded at most once) and its tier. Every rule then reads these
+//! instead of scanning the headers or decoding the token again.
 
 use super::Limiter;
 use crate::hash::KeyHash;
-use crate::keys::api_key;
+use crate::keys::{api_key, KeyPart, KeySource};
 use crate::overrides::Overrides;
 use crate::request::Request;
+use serde_json::Value;
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::net::IpAddr;
 
 #[derive(Debug, Default)]
@@ -18,6 +21,8 @@ pub struct Identity<'r> {
     /// The client address, when an override lists addresses.
     pub ip: Option<IpAddr>,
     pub tier: Option<Cow<'r, str>>,
+    /// The bearer JWT's payload, decoded when a rule or the tier first asks for a claim.
+    jwt: OnceCell<Option<Value>>,
 }
 
 impl<'r> Identity<'r> {
@@ -29,36 +34,50 @@ impl<'r> Identity<'r> {
         let ip = (synced.has_ips() || limiter.static_overrides.has_ips())
             .then(|| req.client_ip(config.trusted_hops).and_then(|a| a.parse::<IpAddr>().ok()))
             .flatten();
-        let tier = synced.tier(fleet_key).map(Cow::Borrowed).or_else(|| limiter.tier_of(req, api_key));
-        Identity { api_key, fleet_key, ip, tier }
+        let mut who = Identity { api_key, fleet_key, ip, tier: None, jwt: OnceCell::new() };
+        who.tier = match synced.tier(fleet_key) {
+            Some(t) => Some(Cow::Borrowed(t)),
+            None => limiter.tier_of(req, &who),
+        };
+        who
     }
 
     pub fn tier(&self) -> Option<&str> {
         self.tier.as_deref()
     }
+
+    /// The value of a key source for this request (None when the request lacks it).
+    pub fn part(&self, limiter: &Limiter, src: &KeySource, req: &'r Request<'r>) -> Option<KeyPart<'r>> {
+        match src {
+            KeySource::ApiKey => self.api_key.map(KeyPart::Borrowed),
+            KeySource::Jwt(claim) => {
+                let payload = self.jwt.get_or_init(|| req.jwt_payload());
+                Request::claim(payload.as_ref(), claim).map(KeyPart::Owned)
+            }
+            _ => src.extract(req, &limiter.config.api_key, limiter.config.trusted_hops),
+        }
+    }
 }
 
 impl Limiter {
     /// The request's tier: the static key map, then the tier source, then the default.
-    pub fn tier_of<'r>(&'r self, req: &'r Request<'r>, api_key: Option<&str>) -> Option<Cow<'r, str>> {
+    fn tier_of<'r>(&'r self, req: &'r Request<'r>, who: &Identity<'r>) -> Option<Cow<'r, str>> {
         let t = self.config.tier.as_ref()?;
-        if let Some(key) = api_key.filter(|_| !t.keys.is_empty()) {
+        if let Some(key) = who.api_key.filter(|_| !t.keys.is_empty()) {
             if let Some((_, tier)) = t.keys.iter().find(|(k, _)| k == key) {
                 return Some(Cow::Borrowed(tier.as_str()));
             }
         }
-        if let Some(src) = &t.source {
-            if let Some(part) = src.extract(req, &self.config.api_key, self.config.trusted_hops) {
-                if !part.as_bytes().is_empty() {
-                    return Some(part.into_text());
-                }
+        if let Some(part) = t.source.as_ref().and_then(|src| who.part(self, src, req)) {
+            if !part.as_bytes().is_empty() {
+                return Some(part.into_text());
             }
         }
         t.default.as_deref().map(Cow::Borrowed)
     }
 
-    /// The request's tier (see `tier_of`).
+    /// The request's tier (see `tier_of`), for callers without an `Identity`.
     pub fn tier<'r>(&'r self, req: &'r Request<'r>) -> Option<Cow<'r, str>> {
-        self.tier_of(req, api_key(req, &self.config.api_key))
+        Identity::of(self, req, &self.static_overrides).tier
     }
 }

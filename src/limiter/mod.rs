@@ -268,13 +268,15 @@ impl Limiter {
     }
 
     /// The counter key of `rule` for `req`, or None when a key source is missing.
-    fn key_of(&self, i: usize, rule: &Rule, req: &Request, who: &Identity, quota: &Quota) -> Option<KeyHash> {
-        let part = |src: &KeySource| -> Option<KeyPart> {
-            match src {
-                KeySource::ApiKey => who.api_key.map(KeyPart::Borrowed),
-                _ => src.extract(req, &self.config.api_key, self.config.trusted_hops),
-            }
-        };
+    fn key_of<'r>(
+        &self,
+        i: usize,
+        rule: &Rule,
+        req: &'r Request<'r>,
+        who: &Identity<'r>,
+        quota: &Quota,
+    ) -> Option<KeyHash> {
+        let part = |src: &KeySource| who.part(self, src, req);
         if let [src] = rule.key.as_slice() {
             // One key source (most rules): no vectors.
             return Some(self.hash_key(i, rule, quota, &[part(src)?.as_bytes()]));
