@@ -297,3 +297,25 @@ fn a_key_moving_to_a_lower_gcra_tier_keeps_a_sane_count() {
         r.header("retry-after")
     );
 }
+
+#[test]
+fn a_refused_reload_keeps_the_old_configuration_and_counts_a_config_error() {
+    let llm = MockLlm::start();
+    let dir = TempDir::new("lds-refused");
+    let port = free_port();
+    let envoy = lds_envoy(&dir, llm.port, port, &lds(port, &plugin("per-key", 3), 1));
+    assert_eq!(statuses(&envoy, "sk-a", 1), vec![200]);
+    let good = lds(port, &plugin("per-key", 3), 2);
+    let bad = good.replace("\\\"limit\\\":3", "\\\"limit\\\":0");
+    assert_ne!(bad, good, "the limit is written as expected");
+    publish(&dir, &bad);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rejected = || envoy.admin("/stats?filter=listener_manager.lds.update_rejected").contains(": 1");
+    while !rejected() {
+        assert!(Instant::now() < deadline, "the update was not rejected:\n{}", envoy.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(envoy.prometheus_value("tollgate_config_errors{}"), Some(1.0));
+    assert!(envoy.log().contains("rules[0].limit"), "the log names the field");
+    assert_eq!(statuses(&envoy, "sk-a", 3), vec![200, 200, 429], "the old configuration still limits");
+}

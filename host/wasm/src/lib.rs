@@ -109,6 +109,8 @@ impl RootContext for Root {
             Ok(w) => w,
             Err(e) => {
                 log::error!("{e}");
+                // Envoy refuses the configuration (and keeps the one it has, on a reload).
+                metrics::config_error();
                 return false;
             }
         };

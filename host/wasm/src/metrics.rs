@@ -62,3 +62,10 @@ impl Metrics {
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+/// Count a refused configuration (`tollgate_config_errors`).
+pub fn config_error() {
+    if let Some(id) = define(MetricType::Counter, &proxy_metric_name(ProxyMetric::ConfigErrors)) {
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+}
