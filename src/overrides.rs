@@ -188,13 +188,6 @@ impl Overrides {
             _ => limit,
         }
     }
-
-    /// Static entries (from the plugin config) stay when the synced copy is replaced.
-    pub fn merged_with(mut self, fixed: &Overrides) -> Overrides {
-        self.allow_keys.extend(fixed.allow_keys.iter().map(|(k, u)| (*k, *u)));
-        self.allow_ips.extend(fixed.allow_ips.iter().copied());
-        self
-    }
 }
 
 #[cfg(test)]
