@@ -1,4 +1,4 @@
-//! A read-only view of one request, built by the host glue from one headers call.
+//! A read-only view of one request, built by the filter from the headers the host gave.
 
 use serde_json::Value;
 

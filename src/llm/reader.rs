@@ -1,4 +1,4 @@
-//! The response side of an LLM request, for the glue: one reader per response, chosen by its
+//! The response side of an LLM request, for the filter: one reader per response, chosen by its
 //! content type, fed every body chunk as it streams to the client. Invariant: the usage it
 //! returns is the one the whole body reports (whatever its size and however it is split), its
 //! memory stays bounded, and it changes what the client receives only to withhold the
@@ -63,7 +63,7 @@ impl ResponseReader {
         (reads_usage || strip).then(|| ResponseReader::new(kind, strip))
     }
 
-    /// Whether the body may be changed (the glue then drops the response's content-length).
+    /// Whether the body may be changed (the filter then drops the response's content-length).
     pub fn may_change_body(&self) -> bool {
         matches!(&self.body, Body::Sse(s) if s.strips())
     }
