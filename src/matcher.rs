@@ -1,8 +1,9 @@
 //! Which requests a rule applies to, compiled once at configure time.
 
-use crate::config::ConfigError;
+use crate::config::values::{string, PathPrefix, PathRegex};
 use crate::request::Request;
-use serde_json::Value;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct Matcher {
@@ -18,39 +19,49 @@ pub struct Matcher {
     pub models: Vec<String>,
 }
 
-impl Matcher {
-    pub fn parse(v: &Value, path: &str) -> Result<Matcher, ConfigError> {
-        let o = crate::config::json::Obj::new(
-            v,
-            path,
-            &["path_prefix", "path_regex", "methods", "headers", "tiers", "models"],
-        )?;
-        let mut m = Matcher { path_prefix: o.opt_str("path_prefix")?.map(str::to_string), ..Matcher::default() };
-        if let Some(p) = &m.path_prefix {
-            if !p.starts_with('/') {
-                return Err(ConfigError::new(&o.at("path_prefix"), "must start with /"));
-            }
-        }
-        if let Some(re) = o.opt_str("path_regex")? {
-            let compiled = regex_lite::Regex::new(re)
-                .map_err(|e| ConfigError::new(&o.at("path_regex"), format!("{re:?} is not a valid regex: {e}")))?;
-            m.path_regex = Some(compiled);
-        }
-        m.methods = o.opt_strings("methods")?.unwrap_or_default().iter().map(|s| s.to_ascii_uppercase()).collect();
-        if let Some(map) = o.opt_object("headers")? {
-            for (name, value) in map {
-                let value = value.as_str().ok_or_else(|| {
-                    ConfigError::new(&format!("{}.{}", o.at("headers"), name), "expected a string (a value, or \"*\")")
-                })?;
-                let exact = (value != "*").then(|| value.to_string());
-                m.headers.push((name.to_ascii_lowercase(), exact));
-            }
-        }
-        m.tiers = o.opt_strings("tiers")?.unwrap_or_default();
-        m.models = o.opt_strings("models")?.unwrap_or_default();
-        Ok(m)
-    }
+/// The `match` section as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+struct MatchSection {
+    path_prefix: Option<PathPrefix>,
+    path_regex: Option<PathRegex>,
+    methods: Option<Vec<String>>,
+    headers: Option<BTreeMap<String, HeaderMatch>>,
+    tiers: Option<Vec<String>>,
+    models: Option<Vec<String>>,
+}
 
+/// A header condition: an exact value, or `"*"` for "present".
+struct HeaderMatch(Option<String>);
+
+impl<'de> Deserialize<'de> for HeaderMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HeaderMatch, D::Error> {
+        let value = string(d, "a string (a value, or \"*\")")?;
+        Ok(HeaderMatch((value != "*").then_some(value)))
+    }
+}
+
+/// A rule's `match` section, compiled (regex built, names in the case they are compared in).
+impl<'de> Deserialize<'de> for Matcher {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Matcher, D::Error> {
+        let s = MatchSection::deserialize(d)?;
+        Ok(Matcher {
+            path_prefix: s.path_prefix.map(|p| p.0),
+            path_regex: s.path_regex.map(|r| r.0),
+            methods: s.methods.unwrap_or_default().iter().map(|m| m.to_ascii_uppercase()).collect(),
+            headers: s
+                .headers
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, v)| (name.to_ascii_lowercase(), v.0))
+                .collect(),
+            tiers: s.tiers.unwrap_or_default(),
+            models: s.models.unwrap_or_default(),
+        })
+    }
+}
+
+impl Matcher {
     /// Whether the conditions known from the headers alone (path, method, headers) hold:
     /// the rule may apply once its tier and model are known.
     pub fn may_match_before_body(&self, req: &Request) -> bool {
@@ -98,7 +109,13 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::config::de::from_value_at;
+    use crate::config::ConfigError;
+    use serde_json::{json, Value};
+
+    fn parse(v: Value, path: &str) -> Result<Matcher, ConfigError> {
+        from_value_at(&v, path)
+    }
 
     fn request<'a>(method: &'a str, path: &'a str, headers: &'a [(String, String)]) -> Request<'a> {
         Request { method, path, headers, peer: None, body: None }
@@ -106,9 +123,9 @@ mod tests {
 
     #[test]
     fn every_condition_must_hold() {
-        let m = Matcher::parse(
-            &json!({"path_prefix": "/v1/", "path_regex": "^/v1/(chat|completions)", "methods": ["post"],
-                    "headers": {"x-env": "prod", "x-beta": "*"}, "tiers": ["free"]}),
+        let m = parse(
+            json!({"path_prefix": "/v1/", "path_regex": "^/v1/(chat|completions)", "methods": ["post"],
+                    "headers": {"X-Env": "prod", "x-beta": "*"}, "tiers": ["free"]}),
             "rules[0].match",
         )
         .unwrap();
@@ -126,7 +143,7 @@ mod tests {
 
     #[test]
     fn models_match_the_body_model() {
-        let m = Matcher::parse(&json!({"models": ["gpt-4o", "o1"]}), "m").unwrap();
+        let m = parse(json!({"models": ["gpt-4o", "o1"]}), "m").unwrap();
         let body = json!({"model": "o1"});
         let other = json!({"model": "gpt-4o-mini"});
         let req = |b| Request { method: "POST", path: "/", headers: &[], peer: None, body: b };
@@ -137,7 +154,20 @@ mod tests {
 
     #[test]
     fn bad_regex_names_the_field() {
-        let err = Matcher::parse(&json!({"path_regex": "("}), "rules[1].match").unwrap_err();
+        let err = parse(json!({"path_regex": "("}), "rules[1].match").unwrap_err();
         assert_eq!(err.path, "rules[1].match.path_regex");
+        assert!(err.reason.starts_with("\"(\" is not a valid regex: "), "{err}");
+        assert_eq!(
+            parse(json!({"path_prefix": "v1"}), "rules[1].match").unwrap_err().to_string(),
+            "rules[1].match.path_prefix: must start with /"
+        );
+        assert_eq!(
+            parse(json!({"headers": {"x-env": 1}}), "rules[1].match").unwrap_err().to_string(),
+            "rules[1].match.headers.x-env: expected a string (a value, or \"*\"), got a number"
+        );
+        assert!(parse(json!({"path": "/x"}), "rules[1].match")
+            .unwrap_err()
+            .to_string()
+            .starts_with("rules[1].match.path: unknown field (expected one of: path_prefix, path_regex, "));
     }
 }

@@ -24,7 +24,7 @@ mod zone;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{parse_rule_window, CalendarSpan};
+pub use parse::{parse_rule_window, rule_window, CalendarSpan, DayOfMonth, Reset, TimeOfDay};
 pub use zone::Zone;
 
 use crate::algorithm::{Nanos, NANOS_PER_SEC};

@@ -3,15 +3,81 @@
 //! with errors that name the field path like the rest of the config.
 
 use super::{CalendarWindow, Cycle, Weekday, Zone};
-use crate::config::json::{field_path, Obj};
+use crate::config::de::from_value_at;
+use crate::config::values::one_of;
 use crate::config::ConfigError;
+use serde::de::Error;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// Month counts a `Nmo` window may have: those that tile a year, so periods start in the same
 /// months every year (`3mo` = quarters from January, `12mo` = years).
 pub(super) const MONTH_COUNTS: [u32; 6] = [1, 2, 3, 4, 6, 12];
 
-const RESET_FIELDS: &[&str] = &["timezone", "at", "day", "weekday"];
+/// A rule's `reset` section as written; which fields apply depends on the window
+/// ([`rule_window`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an object")]
+pub struct Reset {
+    pub timezone: Option<Zone>,
+    pub at: Option<TimeOfDay>,
+    pub day: Option<DayOfMonth>,
+    pub weekday: Option<Weekday>,
+}
+
+/// `reset.at`: `"HH:MM"`, as minutes after midnight.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeOfDay(pub u32);
+
+/// `reset.day`: 1 to 28, a day every month has.
+#[derive(Clone, Copy, Debug)]
+pub struct DayOfMonth(pub u32);
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Zone, D::Error> {
+        let name = String::deserialize(d)?;
+        Zone::get(&name)
+            .ok_or_else(|| D::Error::custom(format!("{name:?} is not an IANA time zone (e.g. \"Europe/Berlin\")")))
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<TimeOfDay, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_hh_mm(&text)
+            .map(TimeOfDay)
+            .ok_or_else(|| D::Error::custom(format!("{text:?} is not a time of day (use \"HH:MM\", 00:00 to 23:59)")))
+    }
+}
+
+impl<'de> Deserialize<'de> for DayOfMonth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<DayOfMonth, D::Error> {
+        let v = Value::deserialize(d)?;
+        match v.as_u64() {
+            Some(day @ 1..=28) => Ok(DayOfMonth(day as u32)),
+            _ => {
+                Err(D::Error::custom(format!("expected a day of the month from 1 to 28 (every month has it), got {v}")))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Weekday {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Weekday, D::Error> {
+        one_of(
+            d,
+            &[
+                ("mon", Weekday::Mon),
+                ("tue", Weekday::Tue),
+                ("wed", Weekday::Wed),
+                ("thu", Weekday::Thu),
+                ("fri", Weekday::Fri),
+                ("sat", Weekday::Sat),
+                ("sun", Weekday::Sun),
+            ],
+        )
+    }
+}
 
 /// A `window` written in calendar units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,22 +108,35 @@ impl CalendarSpan {
 }
 
 /// The calendar window of the rule at `rule_path` (`rules[3]`), given its `window` text and
-/// its `reset` value (absent or null: none).
-///
-/// - `Ok(None)`: an ordinary window (a duration, `1d` included, without `reset`): epoch-aligned
-///   UTC windows as before.
-/// - `Ok(Some(_))`: `window` is `1w` or `Nmo`, or the rule has a `reset` (then `window` must be
-///   `1d`, `1w` or `Nmo`). Without `reset` the defaults apply: UTC, 00:00, day 1, Monday.
-/// - `Err`: `rules[3].reset.timezone: "Europe/Berln" is not an IANA time zone`, a field that
-///   does not apply to the window (`weekday` with `1mo`), a malformed value, or a `window` that
-///   `reset` cannot apply to.
+/// its `reset` value as JSON (absent or null: none): [`rule_window`] after reading `reset`.
 pub fn parse_rule_window(
     window: &str,
     reset: Option<&Value>,
     rule_path: &str,
 ) -> Result<Option<CalendarWindow>, ConfigError> {
-    let reset = reset.filter(|v| !v.is_null());
-    let window_path = field_path(rule_path, "window");
+    let reset = match reset.filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => Some(from_value_at::<Reset>(v, &format!("{rule_path}.reset"))?),
+    };
+    rule_window(window, reset.as_ref(), rule_path)
+}
+
+/// The calendar window of the rule at `rule_path` (`rules[3]`), given its `window` text and
+/// its `reset` section.
+///
+/// - `Ok(None)`: an ordinary window (a duration, `1d` included, without `reset`): epoch-aligned
+///   UTC windows as before.
+/// - `Ok(Some(_))`: `window` is `1w` or `Nmo`, or the rule has a `reset` (then `window` must be
+///   `1d`, `1w` or `Nmo`). Without `reset` the defaults apply: UTC, 00:00, day 1, Monday.
+/// - `Err`: a field that does not apply to the window (`weekday` with `1mo`), or a `window`
+///   that `reset` cannot apply to. (A malformed value, e.g. `rules[3].reset.timezone:
+///   "Europe/Berln" is not an IANA time zone`, is refused while `reset` is read.)
+pub fn rule_window(
+    window: &str,
+    reset: Option<&Reset>,
+    rule_path: &str,
+) -> Result<Option<CalendarWindow>, ConfigError> {
+    let window_path = format!("{rule_path}.window");
     let span = match (CalendarSpan::parse(window), reset) {
         (Some(CalendarSpan::Day), None) => return Ok(None),
         (Some(span), _) => span,
@@ -89,44 +168,25 @@ pub fn parse_rule_window(
     let Some(reset) = reset else {
         return Ok(Some(CalendarWindow::new(cycle, Zone::utc(), 0, 1, Weekday::Mon)));
     };
-    let o = Obj::new(reset, &field_path(rule_path, "reset"), RESET_FIELDS)?;
-    let zone = match o.opt_str("timezone")? {
-        None => Zone::utc(),
-        Some(name) => Zone::get(name).ok_or_else(|| {
-            ConfigError::new(&o.at("timezone"), format!("{name:?} is not an IANA time zone (e.g. \"Europe/Berlin\")"))
-        })?,
-    };
-    let at = match o.opt_str("at")? {
-        None => 0,
-        Some(text) => parse_hh_mm(text).ok_or_else(|| {
-            ConfigError::new(&o.at("at"), format!("{text:?} is not a time of day (use \"HH:MM\", 00:00 to 23:59)"))
-        })?,
-    };
     let not_for = |field: &str, applies: &str| {
-        ConfigError::new(&o.at(field), format!("applies only to {applies} windows, not to {window:?}"))
+        ConfigError::new(
+            &format!("{rule_path}.reset.{field}"),
+            format!("applies only to {applies} windows, not to {window:?}"),
+        )
     };
-    let day = match o.get("day") {
-        None => 1,
-        Some(_) if !matches!(cycle, Cycle::Months(_)) => return Err(not_for("day", "monthly (\"1mo\")")),
-        Some(v) => match v.as_u64() {
-            Some(d @ 1..=28) => u32::try_from(d).unwrap_or(1),
-            _ => {
-                return Err(ConfigError::new(
-                    &o.at("day"),
-                    format!("expected a day of the month from 1 to 28 (every month has it), got {v}"),
-                ))
-            }
-        },
-    };
-    let weekday = match o.get("weekday") {
-        None => Weekday::Mon,
-        Some(_) if cycle != Cycle::Week => return Err(not_for("weekday", "weekly (\"1w\")")),
-        Some(_) => {
-            let choices: Vec<(&str, Weekday)> = Weekday::ALL.iter().map(|w| (w.name(), *w)).collect();
-            o.opt_enum("weekday", &choices)?.unwrap_or(Weekday::Mon)
-        }
-    };
-    Ok(Some(CalendarWindow::new(cycle, zone, at, day, weekday)))
+    if reset.day.is_some() && !matches!(cycle, Cycle::Months(_)) {
+        return Err(not_for("day", "monthly (\"1mo\")"));
+    }
+    if reset.weekday.is_some() && cycle != Cycle::Week {
+        return Err(not_for("weekday", "weekly (\"1w\")"));
+    }
+    Ok(Some(CalendarWindow::new(
+        cycle,
+        reset.timezone.clone().unwrap_or_else(Zone::utc),
+        reset.at.map_or(0, |t| t.0),
+        reset.day.map_or(1, |d| d.0),
+        reset.weekday.unwrap_or(Weekday::Mon),
+    )))
 }
 
 /// `"HH:MM"` (two digits each, 00:00 to 23:59) as minutes after midnight.
