@@ -16,13 +16,16 @@
 //! The service is stateless: any number of replicas may share one Redis.
 
 pub mod admin;
-pub mod admin_input;
 pub mod admin_store;
 pub mod api;
+pub mod app;
 pub mod backend;
 pub mod config;
 pub mod console;
 pub mod counters;
+pub mod error;
+pub mod http;
+pub mod input;
 pub mod key_limits;
 pub mod metrics;
 pub mod overrides;
@@ -51,7 +54,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Metrics::default());
     let backend = backend::Backend::new(&config.redis, &config.redis_tls, config.redis_timeout, metrics.clone())?;
     let mut app =
-        server::App::new(backend, metrics, config.proxy_token.clone(), config.admin_token.clone(), config.test_clock);
+        app::App::new(backend, metrics, config.proxy_token.clone(), config.admin_token.clone(), config.test_clock);
     app.ui = config.ui;
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -85,7 +88,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let _ = flusher.stats.flush(&flusher.backend, now_ms()).await;
+            let _ = flusher.stats.flush(&flusher.backend, http::now_ms()).await;
         }
     });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -111,12 +114,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         Err(_) => eprintln!("tollgate-store: stopped (requests still in flight after {SHUTDOWN_GRACE:?} were cut)"),
     }
     // The statistics of the last second.
-    let _ = app.stats.flush(&app.backend, now_ms()).await;
+    let _ = app.stats.flush(&app.backend, http::now_ms()).await;
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 async fn shutdown_signal() {
