@@ -66,7 +66,7 @@ fn newest_source() -> Option<(SystemTime, PathBuf)> {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = entry.path();
             // tollgatectl's own files do not go into the tollgate-store binary.
-            if p.ends_with("ctl") || p.ends_with("tollgatectl.rs") {
+            if p.ends_with("tollgatectl") {
                 continue;
             }
             if p.is_dir() {
