@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tollgate_core::algorithm::Nanos;
 
 use crate::admin_store::{Audit, AuditRecord, KeyCounter, LIMITS_KEY, OVERRIDES_KEY};
 use crate::app::App;
@@ -52,10 +51,6 @@ pub fn routes() -> Router<Arc<App>> {
 
 type Answer = Result<Json<Value>, ApiError>;
 
-fn ms(now: Nanos) -> u64 {
-    now / 1_000_000
-}
-
 /// A key's per-key limits, or None.
 async fn key_limits_of(app: &App, key: &str) -> Result<Option<KeyLimits>, ApiError> {
     let stored = app.admin.get(&app.backend, LIMITS_KEY, key).await?;
@@ -70,11 +65,11 @@ async fn all_overrides(app: &App) -> Result<Vec<Override>, ApiError> {
 }
 
 /// One rule of a key's status: the stored quota and a peek (cost 0) at the counter's state.
-fn rule_status((rule, quota, state): &KeyCounter, now: Nanos) -> Value {
+fn rule_status((rule, quota, state): &KeyCounter, now: Now) -> Value {
     let Some((algorithm, q)) = decode_quota(quota) else {
         return json!({"rule": rule, "error": "unreadable quota in the rule index"});
     };
-    let (peek, _) = algorithm.check(crate::counters::state_under(state, quota), now, 0, &q);
+    let (peek, _) = algorithm.check(crate::counters::state_under(state, quota), now.0, 0, &q);
     let capacity = algorithm.capacity(&q);
     let reset_ms = ns_to_ms_ceil(peek.reset_after_ns);
     json!({
@@ -87,20 +82,20 @@ fn rule_status((rule, quota, state): &KeyCounter, now: Nanos) -> Value {
         "used": capacity.saturating_sub(peek.remaining),
         "remaining": peek.remaining,
         "reset_after_ms": reset_ms,
-        "reset_at": timefmt::format_ms(ms(now).saturating_add(reset_ms)),
+        "reset_at": timefmt::format_ms(now.ms().saturating_add(reset_ms)),
         "stored": !state.is_empty(),
     })
 }
 
-async fn key_status(State(app): State<Arc<App>>, _: Admin, Key(key): Key, Now(now): Now) -> Answer {
+async fn key_status(State(app): State<Arc<App>>, _: Admin, Key(key): Key, now: Now) -> Answer {
     let counters = app.admin.key_counters(&app.backend, &key).await?;
     let rules: Vec<Value> = counters.iter().map(|c| rule_status(c, now)).collect();
     let limits = key_limits_of(&app, &key).await?.map(|l| l.to_json(&key));
     let overrides: Vec<Value> = all_overrides(&app)
         .await?
         .iter()
-        .filter(|o| o.active(ms(now)) && (o.kind == overrides::Kind::Emergency || o.target.as_ref() == Some(&key)))
-        .map(|o| o.to_json_at(ms(now)))
+        .filter(|o| o.active(now.ms()) && (o.kind == overrides::Kind::Emergency || o.target.as_ref() == Some(&key)))
+        .map(|o| o.to_json_at(now.ms()))
         .collect();
     Ok(Json(json!({"key": key, "rules": rules, "limits": limits, "overrides": overrides})))
 }
@@ -155,7 +150,7 @@ async fn delete_limits(State(app): State<Arc<App>>, _: Admin, Key(key): Key, now
     }))
 }
 
-async fn reset_key(State(app): State<Arc<App>>, _: Admin, Key(key): Key, Now(now): Now, who: Who) -> Answer {
+async fn reset_key(State(app): State<Arc<App>>, _: Admin, Key(key): Key, now: Now, who: Who) -> Answer {
     let counters = app.admin.key_counters(&app.backend, &key).await?;
     let rules: Vec<&str> = counters.iter().map(|(rule, _, _)| rule.as_str()).collect();
     app.admin.delete_counters(&app.backend, &key, &rules).await?;

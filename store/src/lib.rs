@@ -1,17 +1,24 @@
 //! tollgate-store: shared rate-limit counters in Redis for Tollgate proxies.
 //!
-//! Reading order: `config` (CLI) → `server` (HTTP routes, auth) → `api` (JSON in and out) →
-//! `counters` (check / lease / adjust, computed by the filter's own `tollgate_core::algorithm` and
-//! committed with a compare-and-set script) → `backend` (Redis: single node, cluster,
-//! sentinel; timeouts) → `metrics`.
+//! Reading order, top down (no module uses one above it):
 //!
-//! The admin plane: `admin` (HTTP handlers of the admin API and of the proxies' `/v1/sync`) →
-//! `admin_input`, `key_limits`, `overrides` (validated inputs) → `admin_store` (Redis: limits,
-//! overrides, version, audit log) → `sync` (the document proxies poll) and `stats` (totals and
-//! top violators, buffered and flushed every second); `timefmt` (RFC 3339).
-//!
-//! The web console (`console`, `/ui`): a login that turns the admin token into a session
-//! cookie, embedded HTML/CSS/JS, and `/ui/api/...` calls that reach the admin API in process.
+//! - `server`: the router, every route in one place (and `run` below: listen, serve, stop);
+//! - the handlers: `api` (the proxy API: check, lease, adjust, sync; its JSON is
+//!   `tollgate_core::wire`, the filter's own types), `admin` (the admin API), `console` (the
+//!   web console at `/ui`: a session cookie for the admin token, embedded HTML/CSS/JS, and
+//!   `/ui/api/v1/...` calls that reach the admin API in process);
+//! - `http`: what the handlers share: extractors (tokens, clock, key, who, JSON bodies) and the
+//!   request metric middleware;
+//! - `app`: the shared state;
+//! - the work: `counters` (check / lease / adjust, computed by the filter's own
+//!   `tollgate_core::algorithm` and committed with a compare-and-set script), `admin_store`
+//!   (Redis: limits, overrides, version, audit log), `sync` (the document proxies poll),
+//!   `stats` (totals and top violators, buffered and flushed every second), `key_limits` and
+//!   `overrides` (the admin plane's validated inputs);
+//! - `input` (validated inputs: names, keys, who, query strings, JSON bodies in the store's
+//!   words) and `error` (the error answer);
+//! - `backend` (Redis: single node, cluster, sentinel; timeouts), `metrics`, `config` (CLI);
+//!   `timefmt` (RFC 3339).
 //!
 //! The service is stateless: any number of replicas may share one Redis.
 

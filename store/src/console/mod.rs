@@ -88,22 +88,38 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such console page")
 }
 
-/// `{"token": ADMIN_TOKEN}` of `POST /ui/login`; `{"key": RAW}` of `POST /ui/api/hash`.
+/// `{"token": ADMIN_TOKEN}` of `POST /ui/login`.
 #[derive(Debug, Deserialize)]
-struct Text {
+struct Login {
     #[serde(default)]
     token: Option<String>,
+}
+
+/// `{"key": RAW}` of `POST /ui/api/hash`.
+#[derive(Debug, Deserialize)]
+struct RawKey {
     #[serde(default)]
     key: Option<String>,
 }
 
-impl JsonInput for Text {
+/// An object of strings.
+fn strings(at: &[Place<'_>]) -> Option<Want> {
+    match at {
+        [] => Some(Want::Object),
+        [Place::Field(_)] => Some(Want::String),
+        _ => None,
+    }
+}
+
+impl JsonInput for Login {
     fn want(at: &[Place<'_>]) -> Option<Want> {
-        match at {
-            [] => Some(Want::Object),
-            [Place::Field(_)] => Some(Want::String),
-            _ => None,
-        }
+        strings(at)
+    }
+}
+
+impl JsonInput for RawKey {
+    fn want(at: &[Place<'_>]) -> Option<Want> {
+        strings(at)
     }
 }
 
@@ -137,7 +153,7 @@ async fn login(
     _: SameOrigin,
     _: JsonContent,
     secure: Secure,
-    JsonBody(body): JsonBody<Text>,
+    JsonBody(body): JsonBody<Login>,
 ) -> Result<Response, ApiError> {
     let token = body.token.unwrap_or_default();
     if token.is_empty() {
@@ -173,7 +189,7 @@ async fn session_info(s: Session, State(c): State<Console>) -> Json<Value> {
 }
 
 /// `POST /ui/api/hash` `{"key": RAW}` → `{"key": HASH}`: the fleet hash of a raw key.
-async fn hash_key(_: Session, JsonBody(body): JsonBody<Text>) -> Result<Json<Value>, ApiError> {
+async fn hash_key(_: Session, JsonBody(body): JsonBody<RawKey>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"key": fleet_hash("key", body.key.as_deref().unwrap_or(""))?})))
 }
 

@@ -17,7 +17,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct JsonBody<T>(pub T);
 
 /// The body's bytes, or 413.
-pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let too_large = || ApiError {
         status: 413,
         code: "payload_too_large",

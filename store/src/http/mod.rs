@@ -17,6 +17,6 @@ pub mod metrics;
 mod params;
 
 pub use auth::{constant_time_eq, Admin, Proxy};
-pub use body::{read_body, JsonBody, MAX_BODY_BYTES};
+pub use body::{JsonBody, MAX_BODY_BYTES};
 pub use clock::{now_ms, Now, TEST_CLOCK_HEADER};
 pub use params::{Key, OverrideId};
