@@ -4,7 +4,7 @@
 
 use crate::algorithm::{Algorithm, Decision, Quota};
 use crate::hash::KeyHash;
-use serde_json::{json, Value};
+use crate::wire;
 
 /// One global counter to check (strict) or lease from (batched).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,57 +18,31 @@ pub struct GlobalCheck {
     pub price: Option<crate::llm::PriceRef>,
 }
 
-impl GlobalCheck {
-    fn json(&self, rule_name: &str) -> Value {
-        json!({
-            "rule": rule_name,
-            "key": self.key.to_string(),
-            "algorithm": self.algorithm.name(),
-            "limit": self.quota.limit,
-            "window_ms": self.quota.window_ns / 1_000_000,
-            "burst": self.quota.burst,
-        })
-    }
-}
-
 /// Body of `POST /v1/check`.
 pub fn check_body(checks: &[GlobalCheck], rule_name: impl Fn(usize) -> String) -> Vec<u8> {
-    let items: Vec<Value> = checks
-        .iter()
-        .map(|c| {
-            let mut v = c.json(&rule_name(c.rule));
-            v["cost"] = json!(c.cost);
-            v
-        })
-        .collect();
-    json!({ "checks": items }).to_string().into_bytes()
+    let checks =
+        checks.iter().map(|c| wire::CheckItem::new(rule_name(c.rule), c.key, c.algorithm, &c.quota, c.cost)).collect();
+    serde_json::to_vec(&wire::CheckRequest { checks }).unwrap_or_default()
 }
 
 /// Body of `POST /v1/lease`: `want` units now, `give_back` unspent units returned first.
 pub fn lease_body(items: &[(GlobalCheck, u64, u64)], rule_name: impl Fn(usize) -> String) -> Vec<u8> {
-    let items: Vec<Value> = items
+    let leases = items
         .iter()
         .map(|(c, want, give_back)| {
-            let mut v = c.json(&rule_name(c.rule));
-            v["want"] = json!(want);
-            v["return"] = json!(give_back);
-            v
+            wire::LeaseItem::new(rule_name(c.rule), c.key, c.algorithm, &c.quota, *want, *give_back)
         })
         .collect();
-    json!({ "leases": items }).to_string().into_bytes()
+    serde_json::to_vec(&wire::LeaseRequest { leases }).unwrap_or_default()
 }
 
 /// Body of `POST /v1/adjust`.
 pub fn adjust_body(items: &[(GlobalCheck, i64)], rule_name: impl Fn(usize) -> String) -> Vec<u8> {
-    let items: Vec<Value> = items
+    let adjustments = items
         .iter()
-        .map(|(c, delta)| {
-            let mut v = c.json(&rule_name(c.rule));
-            v["delta"] = json!(delta);
-            v
-        })
+        .map(|(c, delta)| wire::AdjustItem::new(rule_name(c.rule), c.key, c.algorithm, &c.quota, *delta))
         .collect();
-    json!({ "adjustments": items }).to_string().into_bytes()
+    serde_json::to_vec(&wire::AdjustRequest { adjustments }).unwrap_or_default()
 }
 
 /// Why a store call did not give an answer.
@@ -80,16 +54,6 @@ pub enum StoreFailure {
     Error,
 }
 
-fn decision(v: &Value) -> Decision {
-    let ms = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0).saturating_mul(1_000_000);
-    Decision {
-        allowed: v.get("allowed").and_then(Value::as_bool).unwrap_or(false),
-        remaining: v.get("remaining").and_then(Value::as_u64).unwrap_or(0),
-        reset_after_ns: ms("reset_after_ms"),
-        retry_after_ns: ms("retry_after_ms"),
-    }
-}
-
 /// The store's answer to `/v1/check`: one decision per check, and which denied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckAnswer {
@@ -97,30 +61,22 @@ pub struct CheckAnswer {
     pub denied_by: Option<usize>,
 }
 
-/// The `field` array of a 200 JSON answer, with `expected` items.
-fn answer_items(
-    status: Option<u32>,
-    body: &[u8],
-    field: &str,
-    expected: usize,
-) -> Result<(Value, Vec<Value>), StoreFailure> {
-    let Some(status) = status else { return Err(StoreFailure::Timeout) };
-    if status != 200 {
-        return Err(StoreFailure::Error);
+/// A 200 answer's JSON (no answer: a timeout).
+fn answer<T: serde::de::DeserializeOwned>(status: Option<u32>, body: &[u8]) -> Result<T, StoreFailure> {
+    match status {
+        None => Err(StoreFailure::Timeout),
+        Some(200) => serde_json::from_slice(body).map_err(|_| StoreFailure::Error),
+        Some(_) => Err(StoreFailure::Error),
     }
-    let v: Value = serde_json::from_slice(body).map_err(|_| StoreFailure::Error)?;
-    let items = v.get(field).and_then(Value::as_array).filter(|a| a.len() == expected).cloned();
-    let items = items.ok_or(StoreFailure::Error)?;
-    Ok((v, items))
 }
 
 pub fn parse_check(status: Option<u32>, body: &[u8], expected: usize) -> Result<CheckAnswer, StoreFailure> {
-    let (v, results) = answer_items(status, body, "results", expected)?;
-    let decisions: Vec<Decision> = results.iter().map(decision).collect();
-    let denied_by = match v.get("allowed").and_then(Value::as_bool) {
-        Some(true) => None,
-        _ => Some(decisions.iter().position(|d| !d.allowed).unwrap_or(0)),
-    };
+    let a: wire::CheckResponse = answer(status, body)?;
+    if a.results.len() != expected {
+        return Err(StoreFailure::Error);
+    }
+    let decisions: Vec<Decision> = a.results.iter().map(wire::Decision::decision).collect();
+    let denied_by = (!a.allowed).then(|| decisions.iter().position(|d| !d.allowed).unwrap_or(0));
     Ok(CheckAnswer { decisions, denied_by })
 }
 
@@ -132,20 +88,18 @@ pub struct Grant {
 }
 
 pub fn parse_lease(status: Option<u32>, body: &[u8], expected: usize) -> Result<Vec<Grant>, StoreFailure> {
-    let (_, items) = answer_items(status, body, "leases", expected)?;
-    Ok(items
-        .iter()
-        .map(|i| {
-            let granted = i.get("granted").and_then(Value::as_u64).unwrap_or(0);
-            Grant { granted, decision: Decision { allowed: granted > 0, ..decision(i) } }
-        })
-        .collect())
+    let a: wire::LeaseResponse = answer(status, body)?;
+    if a.leases.len() != expected {
+        return Err(StoreFailure::Error);
+    }
+    Ok(a.leases.iter().map(|g| Grant { granted: g.granted, decision: g.decision() }).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::algorithm::NANOS_PER_SEC;
+    use serde_json::{json, Value};
 
     fn check() -> GlobalCheck {
         GlobalCheck {

@@ -26,3 +26,4 @@ pub mod response;
 pub mod shared_store;
 pub mod slot_table;
 pub mod timefmt;
+pub mod wire;

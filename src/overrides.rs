@@ -5,7 +5,7 @@
 use crate::algorithm::Quota;
 use crate::config::TierLimit;
 use crate::hash::KeyHash;
-use serde_json::Value;
+use crate::wire;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -76,12 +76,8 @@ pub struct Overrides {
 /// Never expires (static allow-lists).
 pub const FOREVER: u64 = u64::MAX;
 
-fn hex_key(v: &Value) -> Option<u64> {
-    u64::from_str_radix(v.as_str()?, 16).ok()
-}
-
-fn until(v: &Value) -> u64 {
-    v.get("until_ms").and_then(Value::as_u64).unwrap_or(FOREVER)
+fn hex_key(key: &str) -> Option<u64> {
+    u64::from_str_radix(key, 16).ok()
 }
 
 impl Overrides {
@@ -108,47 +104,37 @@ impl Overrides {
 
     /// Parse a `/v1/sync` answer; entries that do not parse are skipped, not fatal.
     pub fn parse_sync(body: &[u8]) -> Option<Overrides> {
-        let v: Value = serde_json::from_slice(body).ok()?;
-        let list = |name: &str| v.get(name).and_then(Value::as_array).cloned().unwrap_or_default();
+        let doc: wire::SyncDocument = serde_json::from_slice(body).ok()?;
         let mut o = Overrides {
-            version: v.get("version").map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default(),
-            emergency_until_ms: v.get("emergency").filter(|e| !e.is_null()).map(until),
+            version: doc.version.to_string(),
+            emergency_until_ms: doc.emergency.map(|e| e.until_ms),
             ..Overrides::default()
         };
-        for e in list("allow_keys") {
-            if let Some(k) = e.get("key").and_then(hex_key) {
-                o.allow_keys.insert(k, until(&e));
+        for e in doc.allow_keys {
+            if let Some(k) = hex_key(&e.key) {
+                o.allow_keys.insert(k, e.until_ms);
             }
         }
-        for e in list("allow_ips") {
-            if let Some(c) = e.get("cidr").and_then(Value::as_str).and_then(Cidr::parse) {
-                o.allow_ips.push((c, until(&e)));
+        for e in doc.allow_ips {
+            if let Some(c) = Cidr::parse(&e.cidr) {
+                o.allow_ips.push((c, e.until_ms));
             }
         }
-        for e in list("grants") {
-            if let Some(k) = e.get("key").and_then(hex_key) {
-                let unlimited = e.get("unlimited").and_then(Value::as_bool).unwrap_or(false);
-                let multiplier = e.get("multiplier").and_then(Value::as_f64).filter(|m| m.is_finite() && *m > 0.0);
-                o.grants.insert(k, Grant { unlimited, multiplier: multiplier.unwrap_or(1.0), until_ms: until(&e) });
+        for e in doc.grants {
+            if let Some(k) = hex_key(&e.key) {
+                let multiplier = e.multiplier.filter(|m| m.is_finite() && *m > 0.0).unwrap_or(1.0);
+                o.grants.insert(k, Grant { unlimited: e.unlimited, multiplier, until_ms: e.until_ms });
             }
         }
-        for e in list("key_limits") {
-            let Some(k) = e.get("key").and_then(hex_key) else { continue };
-            let tier = e.get("tier").and_then(Value::as_str).map(str::to_string);
+        for e in doc.key_limits {
+            let Some(k) = hex_key(&e.key) else { continue };
             let limits = e
-                .get("limits")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(rule, l)| {
-                            let limit = l.get("limit").and_then(Value::as_u64).filter(|n| *n > 0)?;
-                            let burst = l.get("burst").and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(limit);
-                            Some((rule.clone(), limit, burst))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            o.key_limits.insert(k, KeyLimits { tier, limits });
+                .limits
+                .into_iter()
+                .filter(|(_, l)| l.limit > 0)
+                .map(|(rule, l)| (rule, l.limit, l.burst.filter(|n| *n > 0).unwrap_or(l.limit)))
+                .collect();
+            o.key_limits.insert(k, KeyLimits { tier: e.tier, limits });
         }
         Some(o)
     }

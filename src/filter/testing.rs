@@ -421,16 +421,16 @@ fn the_worker_polls_overrides_with_its_version_and_keeps_the_last_good_copy() {
     assert!(w.tick(&host).is_empty());
     let (token, call) = host.take_calls()[0].clone();
     assert!(call.headers.contains(&(":path", "/v1/sync".to_string())));
-    let sync = json!({"version": "v7", "emergency": null, "allow_keys": [], "allow_ips": [], "grants": [],
+    let sync = json!({"version": 7, "emergency": null, "allow_keys": [], "allow_ips": [], "grants": [],
                       "key_limits": []})
     .to_string();
     w.on_store_answer(&host, token, StoreAnswer { status: Some(200), body: sync.as_bytes() });
-    assert_eq!(w.overrides().version, "v7");
+    assert_eq!(w.overrides().version, "7");
     host.advance(2_000_000_000);
     w.tick(&host);
     let (token, call) = host.take_calls()[0].clone();
-    assert!(call.headers.contains(&("if-none-match", "\"v7\"".to_string())));
+    assert!(call.headers.contains(&("if-none-match", "\"7\"".to_string())));
     w.on_store_answer(&host, token, StoreAnswer { status: None, body: b"" });
-    assert_eq!(w.overrides().version, "v7", "kept while the store is away");
+    assert_eq!(w.overrides().version, "7", "kept while the store is away");
     assert!(drained(&w).contains(&Sample::Proxy(ProxyMetric::StoreErrors, 1)));
 }

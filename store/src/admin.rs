@@ -1,8 +1,6 @@
-//! The admin API (Bearer admin token) and the proxies' sync endpoint (Bearer proxy token).
-//!
-//! Admin: `GET /v1/keys/{key}/status`, `GET|PUT|DELETE /v1/keys/{key}/limits`,
-//! `POST /v1/keys/{key}/reset`, `GET /v1/stats`, `GET|POST /v1/overrides`,
-//! `DELETE /v1/overrides/{id}`, `GET /v1/audit`. Proxies: `GET /v1/sync`.
+//! The admin API (Bearer admin token): `GET /v1/keys/{key}/status`,
+//! `GET|PUT|DELETE /v1/keys/{key}/limits`, `POST /v1/keys/{key}/reset`, `GET /v1/stats`,
+//! `GET|POST /v1/overrides`, `DELETE /v1/overrides/{id}`, `GET /v1/audit`.
 //!
 //! `{key}` is the raw API key (hashed on arrival with `KeyHash::fleet`, never stored), or a key
 //! hash with `?hash=1`. Every write needs `admin` and `reason` and is appended to the audit log;
@@ -10,24 +8,21 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use serde_json::{json, Value};
-use tollgate_core::algorithm::Nanos;
 
-use crate::admin_input::{key_hash_of, parse_json, Query, Who};
 use crate::admin_store::{Audit, AuditRecord, KeyCounter, LIMITS_KEY, OVERRIDES_KEY};
-use crate::api::ApiError;
+use crate::app::App;
 use crate::counters::{decode_quota, ns_to_ms_ceil};
-use crate::key_limits::{self, KeyLimits};
-use crate::overrides::{self, Override, KEEP_EXPIRED_MS};
-use crate::server::{authorize, error_response, json_response, now, read_body, unavailable, App};
-use crate::sync::{self, MAX_SYNC_ENTRIES};
+use crate::error::ApiError;
+use crate::http::{Admin, JsonBody, Key, Now, OverrideId};
+use crate::input::{fleet_hash, is_key_hash, Query, Who};
+use crate::key_limits::{self, KeyLimits, PutLimits};
+use crate::overrides::{self, NewOverride, Override, KEEP_EXPIRED_MS};
+use crate::sync::MAX_SYNC_ENTRIES;
 use crate::{stats, timefmt};
 
 /// Most audit entries per call.
@@ -50,57 +45,31 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/keys/{key}/reset", post(reset_key))
         .route("/v1/stats", get(get_stats))
         .route("/v1/overrides", get(list_overrides).post(add_override))
-        .route("/v1/overrides/{id}", axum::routing::delete(remove_override))
+        .route("/v1/overrides/{id}", delete(remove_override))
         .route("/v1/audit", get(audit))
-        .route("/v1/sync", get(sync))
 }
 
-type Answer = Result<(u16, Value), ApiError>;
-
-fn done(app: &App, endpoint: &'static str, answer: Answer) -> Response {
-    let response = match answer {
-        Ok((status, v)) => json_response(status, &v),
-        Err(e) => error_response(&e),
-    };
-    app.metrics.request(endpoint, response.status().as_u16());
-    response
-}
-
-fn admin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    authorize(headers, &app.admin_token, "admin")
-}
-
-fn ms(now: Nanos) -> u64 {
-    now / 1_000_000
-}
-
-fn segment(p: Result<Path<String>, PathRejection>, field: &str) -> Result<String, ApiError> {
-    p.map(|Path(s)| s).map_err(|_| ApiError::invalid(field, "must be valid percent-encoded UTF-8"))
-}
-
-fn store_err(e: crate::backend::StoreError) -> ApiError {
-    unavailable(&e)
-}
+type Answer = Result<Json<Value>, ApiError>;
 
 /// A key's per-key limits, or None.
 async fn key_limits_of(app: &App, key: &str) -> Result<Option<KeyLimits>, ApiError> {
-    let stored = app.admin.get(&app.backend, LIMITS_KEY, key).await.map_err(store_err)?;
+    let stored = app.admin.get(&app.backend, LIMITS_KEY, key).await?;
     Ok(stored.as_deref().and_then(KeyLimits::from_json))
 }
 
 async fn all_overrides(app: &App) -> Result<Vec<Override>, ApiError> {
-    let all = app.admin.all(&app.backend, OVERRIDES_KEY).await.map_err(store_err)?;
+    let all = app.admin.all(&app.backend, OVERRIDES_KEY).await?;
     let mut out: Vec<Override> = all.iter().filter_map(|(_, v)| Override::from_json(v)).collect();
     out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
     Ok(out)
 }
 
 /// One rule of a key's status: the stored quota and a peek (cost 0) at the counter's state.
-fn rule_status((rule, quota, state): &KeyCounter, now: Nanos) -> Value {
+fn rule_status((rule, quota, state): &KeyCounter, now: Now) -> Value {
     let Some((algorithm, q)) = decode_quota(quota) else {
         return json!({"rule": rule, "error": "unreadable quota in the rule index"});
     };
-    let (peek, _) = algorithm.check(crate::counters::state_under(state, quota), now, 0, &q);
+    let (peek, _) = algorithm.check(crate::counters::state_under(state, quota), now.0, 0, &q);
     let capacity = algorithm.capacity(&q);
     let reset_ms = ns_to_ms_ceil(peek.reset_after_ns);
     json!({
@@ -113,61 +82,34 @@ fn rule_status((rule, quota, state): &KeyCounter, now: Nanos) -> Value {
         "used": capacity.saturating_sub(peek.remaining),
         "remaining": peek.remaining,
         "reset_after_ms": reset_ms,
-        "reset_at": timefmt::format_ms(ms(now).saturating_add(reset_ms)),
+        "reset_at": timefmt::format_ms(now.ms().saturating_add(reset_ms)),
         "stored": !state.is_empty(),
     })
 }
 
-async fn key_status(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    key: Result<Path<String>, PathRejection>,
-) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let q = Query::parse(uri.query())?;
-        let key = key_hash_of(&segment(key, "key")?, &q)?;
-        let now = now(&app, &headers)?;
-        let counters = app.admin.key_counters(&app.backend, &key).await.map_err(store_err)?;
-        let rules: Vec<Value> = counters.iter().map(|c| rule_status(c, now)).collect();
-        let limits = key_limits_of(&app, &key).await?.map(|l| l.to_json(&key));
-        let overrides: Vec<Value> = all_overrides(&app)
-            .await?
-            .iter()
-            .filter(|o| o.active(ms(now)) && (o.kind == overrides::Kind::Emergency || o.target.as_ref() == Some(&key)))
-            .map(|o| o.to_json_at(ms(now)))
-            .collect();
-        Ok((200, json!({"key": key, "rules": rules, "limits": limits, "overrides": overrides})))
-    }
-    .await;
-    done(&app, "/v1/keys/{key}/status", answer)
+async fn key_status(State(app): State<Arc<App>>, _: Admin, Key(key): Key, now: Now) -> Answer {
+    let counters = app.admin.key_counters(&app.backend, &key).await?;
+    let rules: Vec<Value> = counters.iter().map(|c| rule_status(c, now)).collect();
+    let limits = key_limits_of(&app, &key).await?.map(|l| l.to_json(&key));
+    let overrides: Vec<Value> = all_overrides(&app)
+        .await?
+        .iter()
+        .filter(|o| o.active(now.ms()) && (o.kind == overrides::Kind::Emergency || o.target.as_ref() == Some(&key)))
+        .map(|o| o.to_json_at(now.ms()))
+        .collect();
+    Ok(Json(json!({"key": key, "rules": rules, "limits": limits, "overrides": overrides})))
 }
 
-async fn get_limits(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    key: Result<Path<String>, PathRejection>,
-) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let key = key_hash_of(&segment(key, "key")?, &Query::parse(uri.query())?)?;
-        Ok((
-            200,
-            match key_limits_of(&app, &key).await? {
-                Some(l) => l.to_json(&key),
-                None => json!({"key": key, "tier": null, "limits": {}, "updated_at": null}),
-            },
-        ))
-    }
-    .await;
-    done(&app, "/v1/keys/{key}/limits", answer)
+async fn get_limits(State(app): State<Arc<App>>, _: Admin, Key(key): Key) -> Answer {
+    Ok(Json(match key_limits_of(&app, &key).await? {
+        Some(l) => l.to_json(&key),
+        None => json!({"key": key, "tier": null, "limits": {}, "updated_at": null}),
+    }))
 }
 
 /// 409 when the sync document is full and `adding` a new entry.
 async fn ensure_room(app: &App) -> Result<(), ApiError> {
-    let n = app.admin.entries(&app.backend).await.map_err(store_err)?;
+    let n = app.admin.entries(&app.backend).await?;
     if n >= MAX_SYNC_ENTRIES as u64 {
         return Err(ApiError {
             status: 409,
@@ -182,116 +124,59 @@ async fn ensure_room(app: &App) -> Result<(), ApiError> {
 
 async fn put_limits(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    key: Result<Path<String>, PathRejection>,
-    body: Body,
-) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let key = key_hash_of(&segment(key, "key")?, &Query::parse(uri.query())?)?;
-        let now_ms = ms(now(&app, &headers)?);
-        let body = parse_json(&read_body(&headers, body).await?)?;
-        let (limits, who) = key_limits::parse_put(&body, now_ms)?;
-        if app.admin.get(&app.backend, LIMITS_KEY, &key).await.map_err(store_err)?.is_none() {
-            ensure_room(&app).await?;
-        }
-        let stored = limits.to_json(&key);
-        let audit = Audit { action: "limits.set", who: &who, key: Some(&key), override_id: None };
-        let written = app
-            .admin
-            .write(&app.backend, LIMITS_KEY, &key, Some(&stored.to_string()), now_ms, &audit)
-            .await
-            .map_err(store_err)?;
-        let mut out = stored;
-        out["version"] = written.map(|w| w.version).unwrap_or(0).into();
-        Ok((200, out))
+    _: Admin,
+    Key(key): Key,
+    now: Now,
+    JsonBody(body): JsonBody<PutLimits>,
+) -> Answer {
+    let (limits, who) = key_limits::parse_put(body, now.ms())?;
+    if app.admin.get(&app.backend, LIMITS_KEY, &key).await?.is_none() {
+        ensure_room(&app).await?;
     }
-    .await;
-    done(&app, "/v1/keys/{key}/limits", answer)
+    let stored = limits.to_json(&key);
+    let audit = Audit { action: "limits.set", who: &who, key: Some(&key), override_id: None };
+    let written = app.admin.write(&app.backend, LIMITS_KEY, &key, Some(&stored.to_string()), now.ms(), &audit).await?;
+    let mut out = stored;
+    out["version"] = written.map(|w| w.version).unwrap_or(0).into();
+    Ok(Json(out))
 }
 
-async fn delete_limits(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    key: Result<Path<String>, PathRejection>,
-    body: Body,
-) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let q = Query::parse(uri.query())?;
-        let key = key_hash_of(&segment(key, "key")?, &q)?;
-        let now_ms = ms(now(&app, &headers)?);
-        let who = Who::from_query_or_body(&q, &read_body(&headers, body).await?)?;
-        let audit = Audit { action: "limits.delete", who: &who, key: Some(&key), override_id: None };
-        let written = app.admin.write(&app.backend, LIMITS_KEY, &key, None, now_ms, &audit).await.map_err(store_err)?;
-        Ok((
-            200,
-            match written {
-                Some(w) => json!({"key": key, "deleted": true, "version": w.version}),
-                None => json!({"key": key, "deleted": false}),
-            },
-        ))
-    }
-    .await;
-    done(&app, "/v1/keys/{key}/limits", answer)
+async fn delete_limits(State(app): State<Arc<App>>, _: Admin, Key(key): Key, now: Now, who: Who) -> Answer {
+    let audit = Audit { action: "limits.delete", who: &who, key: Some(&key), override_id: None };
+    let written = app.admin.write(&app.backend, LIMITS_KEY, &key, None, now.ms(), &audit).await?;
+    Ok(Json(match written {
+        Some(w) => json!({"key": key, "deleted": true, "version": w.version}),
+        None => json!({"key": key, "deleted": false}),
+    }))
 }
 
-async fn reset_key(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    key: Result<Path<String>, PathRejection>,
-    body: Body,
-) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let q = Query::parse(uri.query())?;
-        let key = key_hash_of(&segment(key, "key")?, &q)?;
-        let now = now(&app, &headers)?;
-        let who = Who::from_query_or_body(&q, &read_body(&headers, body).await?)?;
-        let counters = app.admin.key_counters(&app.backend, &key).await.map_err(store_err)?;
-        let rules: Vec<&str> = counters.iter().map(|(rule, _, _)| rule.as_str()).collect();
-        app.admin.delete_counters(&app.backend, &key, &rules).await.map_err(store_err)?;
-        let before: Vec<Value> = counters.iter().map(|c| rule_status(c, now)).collect();
-        let audit = Audit { action: "key.reset", who: &who, key: Some(&key), override_id: None };
-        let before = json!({"rules": before}).to_string();
-        app.admin.audit(&app.backend, &audit, &before, "").await.map_err(store_err)?;
-        Ok((200, json!({"key": key, "reset": rules})))
-    }
-    .await;
-    done(&app, "/v1/keys/{key}/reset", answer)
+async fn reset_key(State(app): State<Arc<App>>, _: Admin, Key(key): Key, now: Now, who: Who) -> Answer {
+    let counters = app.admin.key_counters(&app.backend, &key).await?;
+    let rules: Vec<&str> = counters.iter().map(|(rule, _, _)| rule.as_str()).collect();
+    app.admin.delete_counters(&app.backend, &key, &rules).await?;
+    let before: Vec<Value> = counters.iter().map(|c| rule_status(c, now)).collect();
+    let audit = Audit { action: "key.reset", who: &who, key: Some(&key), override_id: None };
+    let before = json!({"rules": before}).to_string();
+    app.admin.audit(&app.backend, &audit, &before, "").await?;
+    Ok(Json(json!({"key": key, "reset": rules})))
 }
 
-async fn get_stats(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let top = Query::parse(uri.query())?.number("top", 10, MAX_TOP)?;
-        let now_ms = ms(now(&app, &headers)?);
-        // This replica's latest numbers first; other replicas flush every second.
-        app.stats.flush(&app.backend, now_ms).await.map_err(store_err)?;
-        Ok((200, stats::read(&app.backend, top).await.map_err(store_err)?))
-    }
-    .await;
-    done(&app, "/v1/stats", answer)
+async fn get_stats(State(app): State<Arc<App>>, _: Admin, q: Query, now: Now) -> Answer {
+    let top = q.number("top", 10, MAX_TOP)?;
+    // This replica's latest numbers first; other replicas flush every second.
+    app.stats.flush(&app.backend, now.ms()).await?;
+    Ok(Json(stats::read(&app.backend, top).await?))
 }
 
-async fn list_overrides(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let all = Query::parse(uri.query())?.flag("all")?;
-        let now_ms = ms(now(&app, &headers)?);
-        let list: Vec<Value> = all_overrides(&app)
-            .await?
-            .iter()
-            .filter(|o| all || o.active(now_ms))
-            .map(|o| o.to_json_at(now_ms))
-            .collect();
-        Ok((200, json!({ "overrides": list })))
-    }
-    .await;
-    done(&app, "/v1/overrides", answer)
+async fn list_overrides(State(app): State<Arc<App>>, _: Admin, q: Query, now: Now) -> Answer {
+    let all = q.flag("all")?;
+    let list: Vec<Value> = all_overrides(&app)
+        .await?
+        .iter()
+        .filter(|o| all || o.active(now.ms()))
+        .map(|o| o.to_json_at(now.ms()))
+        .collect();
+    Ok(Json(json!({ "overrides": list })))
 }
 
 /// A fresh override id: `ov-` and 16 random hex digits.
@@ -305,65 +190,47 @@ fn new_id() -> String {
     format!("ov-{:016x}", h.finish())
 }
 
-async fn add_override(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let now_ms = ms(now(&app, &headers)?);
-        let body = parse_json(&read_body(&headers, body).await?)?;
-        let (mut ov, who) = overrides::parse_new(&body, now_ms)?;
-        // Housekeeping: overrides expired for more than a day are forgotten.
-        let stale: Vec<String> = all_overrides(&app)
-            .await?
-            .into_iter()
-            .filter(|o| o.until_ms.saturating_add(KEEP_EXPIRED_MS) <= now_ms)
-            .map(|o| o.id)
-            .collect();
-        app.admin.drop_overrides(&app.backend, &stale).await.map_err(store_err)?;
-        ensure_room(&app).await?;
-        ov.id = new_id();
-        let key = ov.target.as_deref().filter(|_| ov.kind.targets_key());
-        let audit = Audit { action: "override.add", who: &who, key, override_id: Some(&ov.id) };
-        let written = app
-            .admin
-            .write(&app.backend, OVERRIDES_KEY, &ov.id, Some(&ov.to_stored()), now_ms, &audit)
-            .await
-            .map_err(store_err)?;
-        let mut out = ov.to_json_at(now_ms);
-        out["version"] = written.map(|w| w.version).unwrap_or(0).into();
-        Ok((201, out))
-    }
-    .await;
-    done(&app, "/v1/overrides", answer)
+async fn add_override(
+    State(app): State<Arc<App>>,
+    _: Admin,
+    now: Now,
+    JsonBody(body): JsonBody<NewOverride>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let now_ms = now.ms();
+    let (mut ov, who) = overrides::parse_new(body, now_ms)?;
+    // Housekeeping: overrides expired for more than a day are forgotten.
+    let stale: Vec<String> = all_overrides(&app)
+        .await?
+        .into_iter()
+        .filter(|o| o.until_ms.saturating_add(KEEP_EXPIRED_MS) <= now_ms)
+        .map(|o| o.id)
+        .collect();
+    app.admin.drop_overrides(&app.backend, &stale).await?;
+    ensure_room(&app).await?;
+    ov.id = new_id();
+    let key = ov.target.as_deref().filter(|_| ov.kind.targets_key());
+    let audit = Audit { action: "override.add", who: &who, key, override_id: Some(&ov.id) };
+    let written = app.admin.write(&app.backend, OVERRIDES_KEY, &ov.id, Some(&ov.to_stored()), now_ms, &audit).await?;
+    let mut out = ov.to_json_at(now_ms);
+    out["version"] = written.map(|w| w.version).unwrap_or(0).into();
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 async fn remove_override(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    uri: Uri,
-    id: Result<Path<String>, PathRejection>,
-    body: Body,
-) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let q = Query::parse(uri.query())?;
-        let id = segment(id, "id")?;
-        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(ApiError::invalid("id", "must be an override id like ov-0123456789abcdef"));
-        }
-        let now_ms = ms(now(&app, &headers)?);
-        let who = Who::from_query_or_body(&q, &read_body(&headers, body).await?)?;
-        let not_found = || ApiError { status: 404, code: "not_found", message: format!("no override {id}") };
-        let existing = app.admin.get(&app.backend, OVERRIDES_KEY, &id).await.map_err(store_err)?;
-        let existing = existing.as_deref().and_then(Override::from_json).ok_or_else(not_found)?;
-        let key = existing.target.as_deref().filter(|_| existing.kind.targets_key());
-        let audit = Audit { action: "override.remove", who: &who, key, override_id: Some(&id) };
-        let written =
-            app.admin.write(&app.backend, OVERRIDES_KEY, &id, None, now_ms, &audit).await.map_err(store_err)?;
-        let written = written.ok_or_else(not_found)?;
-        Ok((200, json!({"id": id, "deleted": true, "version": written.version})))
-    }
-    .await;
-    done(&app, "/v1/overrides/{id}", answer)
+    _: Admin,
+    OverrideId(id): OverrideId,
+    now: Now,
+    who: Who,
+) -> Answer {
+    let not_found = || ApiError::not_found(format!("no override {id}"));
+    let existing = app.admin.get(&app.backend, OVERRIDES_KEY, &id).await?;
+    let existing = existing.as_deref().and_then(Override::from_json).ok_or_else(not_found)?;
+    let key = existing.target.as_deref().filter(|_| existing.kind.targets_key());
+    let audit = Audit { action: "override.remove", who: &who, key, override_id: Some(&id) };
+    let written = app.admin.write(&app.backend, OVERRIDES_KEY, &id, None, now.ms(), &audit).await?;
+    let written = written.ok_or_else(not_found)?;
+    Ok(Json(json!({"id": id, "deleted": true, "version": written.version})))
 }
 
 /// An audit entry as answered.
@@ -389,91 +256,51 @@ fn audit_json((id, fields): &AuditRecord) -> Value {
     })
 }
 
-async fn audit(State(app): State<Arc<App>>, headers: HeaderMap, uri: Uri) -> Response {
-    let answer = async {
-        admin(&app, &headers)?;
-        let q = Query::parse(uri.query())?;
-        let now_ms = ms(now(&app, &headers)?);
-        let key = match (q.get("key"), q.get("key_hash")) {
-            (Some(_), Some(_)) => return Err(ApiError::invalid("key_hash", "give either key or key_hash, not both")),
-            (Some(raw), None) => Some(crate::admin_input::fleet_hash("key", raw)?),
-            (None, Some(h)) if crate::api::is_key_hash(h) => Some(h.to_ascii_lowercase()),
-            (None, Some(_)) => return Err(ApiError::invalid("key_hash", "must be 16 hexadecimal digits")),
-            (None, None) => None,
-        };
-        let time = |name: &str| -> Result<Option<u64>, ApiError> {
-            q.get(name)
-                .map(|t| {
-                    timefmt::parse_time_or_ago(t, now_ms).ok_or_else(|| {
-                        ApiError::invalid(
-                            name,
-                            "must be an RFC 3339 time (2025-01-31T12:00:00Z), ms since the epoch, or a duration ago (15m)",
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let (since, until) = (time("since")?, time("until")?);
-        let limit = q.number("limit", 100, MAX_AUDIT_LIMIT)?;
-        let (admin_name, action) = (q.get("admin"), q.get("action"));
-        if let Some(a) = action.filter(|a| !AUDIT_ACTIONS.contains(a)) {
-            return Err(ApiError::invalid("action", format!("{a:?}: must be one of {}", AUDIT_ACTIONS.join(", "))));
-        }
-        let matches = |(_, fields): &AuditRecord| {
-            let has =
-                |name: &str, want: Option<&str>| want.is_none_or(|w| fields.iter().any(|(k, v)| k == name && v == w));
-            has("key", key.as_deref()) && has("admin", admin_name) && has("action", action)
-        };
-        let mut end = until.map(|u| u.to_string()).unwrap_or_else(|| "+".into());
-        let start = since.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-        let mut entries = Vec::new();
-        // The log is capped, so this scans at most its length (a few pages more at worst).
-        for _ in 0..(crate::admin_store::AUDIT_MAXLEN as usize / AUDIT_PAGE + 4) {
-            let page = app.admin.audit_page(&app.backend, &end, &start, AUDIT_PAGE).await.map_err(store_err)?;
-            let full = page.len() == AUDIT_PAGE;
-            if let Some((last, _)) = page.last() {
-                end = format!("({last}");
-            }
-            entries.extend(page.iter().filter(|e| matches(e)).take(limit - entries.len()).map(audit_json));
-            if !full || entries.len() >= limit {
-                break;
-            }
-        }
-        Ok((200, json!({ "entries": entries })))
-    }
-    .await;
-    done(&app, "/v1/audit", answer)
-}
-
-async fn sync(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let result = async {
-        authorize(&headers, &app.proxy_token, "proxy")?;
-        let now_ms = ms(now(&app, &headers)?);
-        let version = app.admin.version(&app.backend).await.map_err(store_err)?;
-        if sync::not_modified(&headers, version) {
-            return Ok((StatusCode::NOT_MODIFIED, version, None));
-        }
-        let (version, overrides, limits) = app.admin.snapshot(&app.backend).await.map_err(store_err)?;
-        let overrides: Vec<Override> = overrides.iter().filter_map(|(_, v)| Override::from_json(v)).collect();
-        let limits: Vec<(String, KeyLimits)> =
-            limits.into_iter().filter_map(|(k, v)| Some((k, KeyLimits::from_json(&v)?))).collect();
-        Ok((StatusCode::OK, version, Some(sync::document(version, &overrides, &limits, now_ms))))
-    }
-    .await;
-    let response = match result {
-        Ok((status, version, body)) => {
-            let etag = HeaderValue::from_str(&sync::etag(version)).unwrap_or(HeaderValue::from_static("\"0\""));
-            let headers = [(header::ETAG, etag), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
-            match body {
-                Some(doc) => {
-                    let ct = HeaderValue::from_static("application/json");
-                    (status, [(header::CONTENT_TYPE, ct)], headers, doc.to_string()).into_response()
-                }
-                None => (status, headers).into_response(),
-            }
-        }
-        Err(e) => error_response(&e),
+async fn audit(State(app): State<Arc<App>>, _: Admin, q: Query, now: Now) -> Answer {
+    let now_ms = now.ms();
+    let key = match (q.get("key"), q.get("key_hash")) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("key_hash", "give either key or key_hash, not both")),
+        (Some(raw), None) => Some(fleet_hash("key", raw)?),
+        (None, Some(h)) if is_key_hash(h) => Some(h.to_ascii_lowercase()),
+        (None, Some(_)) => return Err(ApiError::invalid("key_hash", "must be 16 hexadecimal digits")),
+        (None, None) => None,
     };
-    app.metrics.request("/v1/sync", response.status().as_u16());
-    response
+    let time = |name: &str| -> Result<Option<u64>, ApiError> {
+        q.get(name)
+            .map(|t| {
+                timefmt::parse_time_or_ago(t, now_ms).ok_or_else(|| {
+                    ApiError::invalid(
+                        name,
+                        "must be an RFC 3339 time (2025-01-31T12:00:00Z), ms since the epoch, or a duration ago (15m)",
+                    )
+                })
+            })
+            .transpose()
+    };
+    let (since, until) = (time("since")?, time("until")?);
+    let limit = q.number("limit", 100, MAX_AUDIT_LIMIT)?;
+    let (admin_name, action) = (q.get("admin"), q.get("action"));
+    if let Some(a) = action.filter(|a| !AUDIT_ACTIONS.contains(a)) {
+        return Err(ApiError::invalid("action", format!("{a:?}: must be one of {}", AUDIT_ACTIONS.join(", "))));
+    }
+    let matches = |(_, fields): &AuditRecord| {
+        let has = |name: &str, want: Option<&str>| want.is_none_or(|w| fields.iter().any(|(k, v)| k == name && v == w));
+        has("key", key.as_deref()) && has("admin", admin_name) && has("action", action)
+    };
+    let mut end = until.map(|u| u.to_string()).unwrap_or_else(|| "+".into());
+    let start = since.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let mut entries = Vec::new();
+    // The log is capped, so this scans at most its length (a few pages more at worst).
+    for _ in 0..(crate::admin_store::AUDIT_MAXLEN as usize / AUDIT_PAGE + 4) {
+        let page = app.admin.audit_page(&app.backend, &end, &start, AUDIT_PAGE).await?;
+        let full = page.len() == AUDIT_PAGE;
+        if let Some((last, _)) = page.last() {
+            end = format!("({last}");
+        }
+        entries.extend(page.iter().filter(|e| matches(e)).take(limit - entries.len()).map(audit_json));
+        if !full || entries.len() >= limit {
+            break;
+        }
+    }
+    Ok(Json(json!({ "entries": entries })))
 }

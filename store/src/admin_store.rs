@@ -12,9 +12,9 @@
 
 use redis::Value;
 
-use crate::admin_input::Who;
 use crate::backend::{items, pairs, text, Backend, StoreError};
 use crate::counters::{index_key, redis_key};
+use crate::input::Who;
 
 pub const VERSION_KEY: &str = "tollgate:{admin}:version";
 pub const LIMITS_KEY: &str = "tollgate:{admin}:limits";

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use tollgate_core::wire::{self, Object};
 
-use crate::admin_input::Who;
-use crate::api::{check_name, ApiError, Item};
+use crate::error::ApiError;
+use crate::input::{check_name, Body, Place, Want, Who};
 use crate::timefmt;
 
 /// Most rules with their own limits for one key.
@@ -49,8 +51,13 @@ impl KeyLimits {
     }
 
     /// The entry of `key_limits` in `GET /v1/sync`.
-    pub fn to_sync(&self, key_hash: &str) -> Value {
-        json!({"key": key_hash, "tier": self.tier, "limits": limits_json(&self.limits)})
+    pub fn to_sync(&self, key_hash: &str) -> wire::SyncKeyLimits {
+        let limits = self
+            .limits
+            .iter()
+            .map(|(rule, l)| (rule.clone(), wire::RuleLimit { limit: l.limit, burst: Some(l.burst) }))
+            .collect();
+        wire::SyncKeyLimits { key: key_hash.to_string(), tier: self.tier.clone(), limits }
     }
 
     pub fn from_json(text: &str) -> Option<KeyLimits> {
@@ -70,43 +77,70 @@ impl KeyLimits {
     }
 }
 
+/// The body of `PUT /v1/keys/{key}/limits`.
+#[derive(Debug, Deserialize)]
+pub struct PutLimits {
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// RULE: {"limit": N, "burst": M}.
+    #[serde(default)]
+    pub limits: Option<BTreeMap<String, Object<PutLimit>>>,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PutLimit {
+    pub limit: u64,
+    #[serde(default)]
+    pub burst: Option<u64>,
+}
+
+impl Body for PutLimits {
+    fn want(at: &[Place<'_>]) -> Option<Want> {
+        match at {
+            [] => Some(Want::Object),
+            [Place::Field("limits")] => {
+                Some(Want::Said("must be an object of RULE: {\"limit\": N, \"burst\": M}".into()))
+            }
+            [Place::Field("limits"), _] => Some(Want::Object),
+            [Place::Field("limits"), _, Place::Field("limit" | "burst")] => Some(Want::Positive),
+            [Place::Field(_)] => Some(Want::String),
+            _ => None,
+        }
+    }
+}
+
 /// Validate a `PUT /v1/keys/{key}/limits` body: `tier` and/or `limits`, plus `admin` and
 /// `reason`. Errors name the field.
-pub fn parse_put(body: &Value, now_ms: u64) -> Result<(KeyLimits, Who), ApiError> {
-    let o = Item::new(body, String::new())?;
-    let tier = o.opt_str("tier")?;
-    if let Some(t) = tier {
+pub fn parse_put(body: PutLimits, now_ms: u64) -> Result<(KeyLimits, Who), ApiError> {
+    if let Some(t) = &body.tier {
         check_name("tier", t)?;
     }
-    let mut limits = BTreeMap::new();
-    match o.get("limits") {
-        None => {}
-        Some(Value::Object(m)) => {
-            if m.len() > MAX_RULES_PER_KEY {
-                return Err(ApiError::invalid("limits", format!("at most {MAX_RULES_PER_KEY} rules")));
-            }
-            for (rule, v) in m {
-                let path = format!("limits.{rule}");
-                check_name(&path, rule)?;
-                let item = Item::new(v, path)?;
-                let limit = item.req_positive("limit")?;
-                let burst = item.positive("burst")?.unwrap_or(limit);
-                limits.insert(rule.clone(), RuleLimit { limit, burst });
-            }
-        }
-        Some(_) => return Err(ApiError::invalid("limits", "must be an object of RULE: {\"limit\": N, \"burst\": M}")),
+    let given = body.limits.unwrap_or_default();
+    if given.len() > MAX_RULES_PER_KEY {
+        return Err(ApiError::invalid("limits", format!("at most {MAX_RULES_PER_KEY} rules")));
     }
-    if tier.is_none() && limits.is_empty() {
+    let mut limits = BTreeMap::new();
+    for (rule, Object(l)) in given {
+        let path = format!("limits.{rule}");
+        check_name(&path, &rule)?;
+        let positive = |field: &str, n: u64| match n {
+            0 => Err(ApiError::invalid(&format!("{path}.{field}"), "must be positive")),
+            n => Ok(n),
+        };
+        let limit = positive("limit", l.limit)?;
+        let burst = l.burst.map(|b| positive("burst", b)).transpose()?.unwrap_or(limit);
+        limits.insert(rule, RuleLimit { limit, burst });
+    }
+    if body.tier.is_none() && limits.is_empty() {
         return Err(ApiError::invalid("tier", "give a tier, limits, or both (to remove them: DELETE)"));
     }
-    let who = Who::from_item(&o)?;
-    let kl = KeyLimits {
-        tier: tier.map(str::to_string),
-        limits,
-        updated_ms: now_ms,
-        admin: who.admin.clone(),
-        reason: who.reason.clone(),
-    };
+    let who = Who::new(body.admin.as_deref(), body.reason.as_deref())?;
+    let kl =
+        KeyLimits { tier: body.tier, limits, updated_ms: now_ms, admin: who.admin.clone(), reason: who.reason.clone() };
     Ok((kl, who))
 }
 
@@ -115,21 +149,25 @@ pub fn parse_put(body: &Value, now_ms: u64) -> Result<(KeyLimits, Who), ApiError
 mod tests {
     use super::*;
 
+    fn parse(body: &Value, now_ms: u64) -> Result<(KeyLimits, Who), ApiError> {
+        parse_put(crate::input::decode(body.to_string().as_bytes())?, now_ms)
+    }
+
     fn err(body: Value) -> String {
-        parse_put(&body, 1).unwrap_err().message
+        parse(&body, 1).unwrap_err().message
     }
 
     #[test]
     fn parses_and_round_trips() {
         let body = json!({"tier": "pro", "limits": {"per-key-rpm": {"limit": 600, "burst": 100}, "tpm": {"limit": 5}},
                           "admin": "alice", "reason": "contract"});
-        let (kl, who) = parse_put(&body, 7).unwrap();
+        let (kl, who) = parse(&body, 7).unwrap();
         assert_eq!(who.admin, "alice");
         assert_eq!(kl.limits["tpm"], RuleLimit { limit: 5, burst: 5 });
         let stored = kl.to_json("00ff00ff00ff00ff").to_string();
         assert_eq!(KeyLimits::from_json(&stored).unwrap(), kl);
         assert_eq!(
-            kl.to_sync("00ff00ff00ff00ff"),
+            serde_json::to_value(kl.to_sync("00ff00ff00ff00ff")).unwrap(),
             json!({"key": "00ff00ff00ff00ff", "tier": "pro",
                    "limits": {"per-key-rpm": {"limit": 600, "burst": 100}, "tpm": {"limit": 5, "burst": 5}}})
         );
@@ -152,5 +190,9 @@ mod tests {
         assert_eq!(who(json!({"limits": {"r": {"limit": 5, "burst": -1}}})), "limits.r.burst: must be positive");
         assert_eq!(who(json!({"limits": {"r": 5}})), "limits.r: must be an object");
         assert_eq!(err(json!({"tier": "pro", "admin": "a"})), "reason: is required");
+        assert_eq!(who(json!({"limits": {"r": [5]}})), "limits.r: must be an object");
+        assert_eq!(who(json!({"limits": {"limit": {"limit": "5"}}})), "limits.limit.limit: must be a positive integer");
+        let null_limits = json!({"tier": "pro", "limits": null, "admin": "a", "reason": "r"});
+        assert!(parse(&null_limits, 1).unwrap().0.limits.is_empty(), "null is absent");
     }
 }

@@ -1,28 +1,38 @@
 //! tollgate-store: shared rate-limit counters in Redis for Tollgate proxies.
 //!
-//! Reading order: `config` (CLI) → `server` (HTTP routes, auth) → `api` (JSON in and out) →
-//! `counters` (check / lease / adjust, computed by the filter's own `tollgate_core::algorithm` and
-//! committed with a compare-and-set script) → `backend` (Redis: single node, cluster,
-//! sentinel; timeouts) → `metrics`.
+//! Reading order, top down (no module uses one above it):
 //!
-//! The admin plane: `admin` (HTTP handlers of the admin API and of the proxies' `/v1/sync`) →
-//! `admin_input`, `key_limits`, `overrides` (validated inputs) → `admin_store` (Redis: limits,
-//! overrides, version, audit log) → `sync` (the document proxies poll) and `stats` (totals and
-//! top violators, buffered and flushed every second); `timefmt` (RFC 3339).
-//!
-//! The web console (`console`, `/ui`): a login that turns the admin token into a session
-//! cookie, embedded HTML/CSS/JS, and `/ui/api/...` calls that reach the admin API in process.
+//! - `server`: the router, every route in one place (and `run` below: listen, serve, stop);
+//! - the handlers: `api` (the proxy API: check, lease, adjust, sync; its JSON is
+//!   `tollgate_core::wire`, the filter's own types), `admin` (the admin API), `console` (the
+//!   web console at `/ui`: a session cookie for the admin token, embedded HTML/CSS/JS, and
+//!   `/ui/api/v1/...` calls that reach the admin API in process);
+//! - `http`: what the handlers share: extractors (tokens, clock, key, who, JSON bodies) and the
+//!   request metric middleware;
+//! - `app`: the shared state;
+//! - the work: `counters` (check / lease / adjust, computed by the filter's own
+//!   `tollgate_core::algorithm` and committed with a compare-and-set script), `admin_store`
+//!   (Redis: limits, overrides, version, audit log), `sync` (the document proxies poll),
+//!   `stats` (totals and top violators, buffered and flushed every second), `key_limits` and
+//!   `overrides` (the admin plane's validated inputs);
+//! - `input` (validated inputs: names, keys, who, query strings, JSON bodies in the store's
+//!   words) and `error` (the error answer);
+//! - `backend` (Redis: single node, cluster, sentinel; timeouts), `metrics`, `config` (CLI);
+//!   `timefmt` (RFC 3339).
 //!
 //! The service is stateless: any number of replicas may share one Redis.
 
 pub mod admin;
-pub mod admin_input;
 pub mod admin_store;
 pub mod api;
+pub mod app;
 pub mod backend;
 pub mod config;
 pub mod console;
 pub mod counters;
+pub mod error;
+pub mod http;
+pub mod input;
 pub mod key_limits;
 pub mod metrics;
 pub mod overrides;
@@ -51,7 +61,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let metrics = Arc::new(metrics::Metrics::default());
     let backend = backend::Backend::new(&config.redis, &config.redis_tls, config.redis_timeout, metrics.clone())?;
     let mut app =
-        server::App::new(backend, metrics, config.proxy_token.clone(), config.admin_token.clone(), config.test_clock);
+        app::App::new(backend, metrics, config.proxy_token.clone(), config.admin_token.clone(), config.test_clock);
     app.ui = config.ui;
     let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -85,7 +95,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let _ = flusher.stats.flush(&flusher.backend, now_ms()).await;
+            let _ = flusher.stats.flush(&flusher.backend, http::now_ms()).await;
         }
     });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -111,12 +121,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         Err(_) => eprintln!("tollgate-store: stopped (requests still in flight after {SHUTDOWN_GRACE:?} were cut)"),
     }
     // The statistics of the last second.
-    let _ = app.stats.flush(&app.backend, now_ms()).await;
+    let _ = app.stats.flush(&app.backend, http::now_ms()).await;
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 async fn shutdown_signal() {

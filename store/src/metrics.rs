@@ -12,7 +12,8 @@ const LATENCY_BUCKETS: [f64; 12] = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// By endpoint (a route as written, `/ui` or `other`: few) and status.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     pub checks_allowed: AtomicU64,
     pub checks_denied: AtomicU64,
     pub lease_units_granted: AtomicU64,
@@ -29,9 +30,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, endpoint: &'static str, status: u16) {
+    pub fn request(&self, endpoint: &str, status: u16) {
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry((endpoint, status)).or_insert(0) += 1;
+        let by_status = match map.get_mut(endpoint) {
+            Some(m) => m,
+            None => map.entry(endpoint.to_string()).or_default(),
+        };
+        *by_status.entry(status).or_insert(0) += 1;
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -51,9 +56,9 @@ impl Metrics {
     }
 
     /// Requests served so far: (endpoint, status, count), for the console's overview.
-    pub fn requests(&self) -> Vec<(&'static str, u16, u64)> {
+    pub fn requests(&self) -> Vec<(String, u16, u64)> {
         let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter().map(|((endpoint, status), n)| (*endpoint, *status, *n)).collect()
+        map.iter().flat_map(|(endpoint, m)| m.iter().map(|(status, n)| (endpoint.clone(), *status, *n))).collect()
     }
 
     /// Redis calls that answered, and their total latency in nanoseconds.
@@ -68,7 +73,7 @@ impl Metrics {
         out.push_str("# TYPE tollgate_store_requests_total counter\n");
         {
             let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-            for ((endpoint, status), n) in map.iter() {
+            for (endpoint, status, n) in map.iter().flat_map(|(e, m)| m.iter().map(move |(s, n)| (e, s, n))) {
                 let _ =
                     writeln!(out, "tollgate_store_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}");
             }

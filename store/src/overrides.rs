@@ -13,10 +13,11 @@
 
 use std::net::IpAddr;
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admin_input::{fleet_hash, Who};
-use crate::api::{ApiError, Item};
+use crate::error::ApiError;
+use crate::input::{fleet_hash, Body, Place, Want, Who};
 use crate::timefmt;
 
 /// The longest an override may last: 366 days.
@@ -175,31 +176,63 @@ pub fn parse_cidr(text: &str) -> Result<String, String> {
     Ok(format!("{ip}/{prefix}"))
 }
 
+/// The body of `POST /v1/overrides`.
+#[derive(Debug, Deserialize)]
+pub struct NewOverride {
+    pub kind: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub unlimited: Option<bool>,
+    #[serde(default)]
+    pub multiplier: Option<f64>,
+    #[serde(default)]
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What a grant's multiplier must be.
+fn multiplier_rule() -> String {
+    format!("must be a number above 0, at most {MAX_MULTIPLIER}")
+}
+
+impl Body for NewOverride {
+    fn want(at: &[Place<'_>]) -> Option<Want> {
+        match at {
+            [] => Some(Want::Object),
+            [Place::Field("unlimited")] => Some(Want::Bool),
+            [Place::Field("multiplier")] => Some(Want::Said(multiplier_rule())),
+            [Place::Field(_)] => Some(Want::String),
+            _ => None,
+        }
+    }
+}
+
 /// Validate a `POST /v1/overrides` body into an override (its `id` empty: the caller names
 /// it) and who asked. Errors name the field.
-pub fn parse_new(body: &Value, now_ms: u64) -> Result<(Override, Who), ApiError> {
-    let o = Item::new(body, String::new())?;
-    let kind_name = o.req_str("kind")?;
-    let kind = Kind::from_name(kind_name).ok_or_else(|| {
+pub fn parse_new(body: NewOverride, now_ms: u64) -> Result<(Override, Who), ApiError> {
+    let kind = Kind::from_name(&body.kind).ok_or_else(|| {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-        ApiError::invalid("kind", format!("{kind_name:?}: must be one of {}", names.join(", ")))
+        ApiError::invalid("kind", format!("{:?}: must be one of {}", body.kind, names.join(", ")))
     })?;
-    let target = match (kind, o.opt_str("target")?) {
+    let target = match (kind, body.target.as_deref()) {
         (Kind::Emergency, None) => None,
         (Kind::Emergency, Some(_)) => return Err(ApiError::invalid("target", "must not be given for kind emergency")),
         (_, None) => return Err(ApiError::invalid("target", format!("is required for kind {}", kind.name()))),
         (Kind::AllowIp, Some(t)) => Some(parse_cidr(t.trim()).map_err(|why| ApiError::invalid("target", why))?),
         (_, Some(t)) => Some(fleet_hash("target", t)?),
     };
-    let unlimited = match o.get("unlimited") {
-        None => None,
-        Some(v) => Some(v.as_bool().ok_or_else(|| ApiError::invalid("unlimited", "must be true or false"))?),
-    };
-    let multiplier = match o.get("multiplier") {
-        None => None,
-        Some(v) => Some(v.as_f64().filter(|m| m.is_finite() && *m > 0.0 && *m <= MAX_MULTIPLIER).ok_or_else(|| {
-            ApiError::invalid("multiplier", format!("must be a number above 0, at most {MAX_MULTIPLIER}"))
-        })?),
+    let unlimited = body.unlimited;
+    let multiplier = match body.multiplier {
+        Some(m) if !(m.is_finite() && m > 0.0 && m <= MAX_MULTIPLIER) => {
+            return Err(ApiError::invalid("multiplier", multiplier_rule()))
+        }
+        m => m,
     };
     let grant = match (kind, unlimited, multiplier) {
         (Kind::Grant, Some(true), None) => Some(Grant::Unlimited),
@@ -217,7 +250,7 @@ pub fn parse_new(body: &Value, now_ms: u64) -> Result<(Override, Who), ApiError>
         (_, None, Some(_)) => return Err(ApiError::invalid("multiplier", "is only for kind grant")),
         (_, None, None) => None,
     };
-    let until_ms = match (o.opt_str("ttl")?, o.opt_str("expires_at")?) {
+    let until_ms = match (body.ttl.as_deref(), body.expires_at.as_deref()) {
         (Some(_), Some(_)) => return Err(ApiError::invalid("expires_at", "give either ttl or expires_at, not both")),
         (None, None) => return Err(ApiError::invalid("ttl", "one of ttl (e.g. \"10m\") or expires_at is required")),
         (Some(ttl), None) => {
@@ -243,7 +276,7 @@ pub fn parse_new(body: &Value, now_ms: u64) -> Result<(Override, Who), ApiError>
             t
         }
     };
-    let who = Who::from_item(&o)?;
+    let who = Who::new(body.admin.as_deref(), body.reason.as_deref())?;
     let ov = Override {
         id: String::new(),
         kind,
@@ -264,8 +297,12 @@ mod tests {
 
     const NOW: u64 = 1_700_000_000_000;
 
+    fn parse(body: &Value, now_ms: u64) -> Result<(Override, Who), ApiError> {
+        parse_new(crate::input::decode(body.to_string().as_bytes())?, now_ms)
+    }
+
     fn err(body: Value) -> String {
-        parse_new(&body, NOW).unwrap_err().message
+        parse(&body, NOW).unwrap_err().message
     }
 
     #[test]
@@ -290,7 +327,7 @@ mod tests {
             for (k, v) in extra.as_object().unwrap() {
                 b[k] = v.clone();
             }
-            parse_new(&b, NOW).unwrap().0
+            parse(&b, NOW).unwrap().0
         };
         let o = with(json!({"kind": "allow_key", "target": "sk-secret", "ttl": "10m"}));
         assert_eq!(
@@ -355,5 +392,8 @@ mod tests {
         assert_eq!(err(json!({"kind": "emergency", "ttl": "1m", "reason": "r"})), "admin: is required");
         assert_eq!(err(json!({"kind": "emergency", "ttl": "1m", "admin": "a"})), "reason: is required");
         assert_eq!(err(json!([])), "body: must be an object");
+        assert_eq!(err(json!({"kind": 5})), "kind: must be a string");
+        assert_eq!(err(json!({"kind": "grant", "unlimited": "yes"})), "unlimited: must be true or false");
+        assert_eq!(err(json!({"kind": "emergency", "ttl": 60})), "ttl: must be a string");
     }
 }

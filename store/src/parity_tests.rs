@@ -15,10 +15,12 @@ use tollgate_core::algorithm::{Algorithm, Decision, Nanos, Quota, State};
 use tollgate_e2e::http::Request;
 use tollgate_e2e::redis::Redis;
 
+use crate::app::App;
 use crate::backend::Backend;
 use crate::config::{RedisTarget, TlsFiles};
+use crate::http::TEST_CLOCK_HEADER;
 use crate::metrics::Metrics;
-use crate::server::{router, App, TEST_CLOCK_HEADER};
+use crate::server::router;
 
 const TOKEN: &str = "parity-proxy-token";
 

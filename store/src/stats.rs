@@ -18,7 +18,6 @@ use redis::Value;
 use serde_json::{json, Value as Json};
 use tollgate_core::algorithm::Decision;
 
-use crate::api::Origin;
 use crate::backend::{Backend, StoreError};
 use crate::counters::Counter;
 use crate::timefmt;
@@ -79,6 +78,15 @@ bounded_hash(KEYS[6], tonumber(ARGV[5]))
 for k = 1, 6 do redis.call('PEXPIRE', KEYS[k], ttl) end
 return 1
 "#;
+
+/// Optional `ip` and `endpoint` of a check (only used for the top-violator statistics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client address, canonical (`std::net::IpAddr` formatting).
+    pub ip: Option<String>,
+    /// The request's endpoint, e.g. `/v1/chat/completions` (1 to 256 characters).
+    pub endpoint: Option<String>,
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct RuleTotals([u64; 5]);

@@ -17,7 +17,7 @@
 //! ```
 
 use axum::http::{header, HeaderMap};
-use serde_json::{json, Value};
+use tollgate_core::wire::{AllowIp, AllowKey, Expiry, SyncDocument, SyncGrant};
 
 use crate::key_limits::KeyLimits;
 use crate::overrides::{Grant, Kind, Override};
@@ -41,13 +41,20 @@ pub fn not_modified(headers: &HeaderMap, version: u64) -> bool {
 }
 
 /// The document at `now_ms`: active overrides only, sorted, at most `MAX_SYNC_ENTRIES` entries.
-pub fn document(version: u64, overrides: &[Override], limits: &[(String, KeyLimits)], now_ms: u64) -> Value {
+pub fn document(version: u64, overrides: &[Override], limits: &[(String, KeyLimits)], now_ms: u64) -> SyncDocument {
     let mut active: Vec<&Override> = overrides.iter().filter(|o| o.active(now_ms)).collect();
     active.sort_by(|a, b| {
         (a.kind.name(), &a.target, a.until_ms, &a.id).cmp(&(b.kind.name(), &b.target, b.until_ms, &b.id))
     });
     let emergency = active.iter().filter(|o| o.kind == Kind::Emergency).map(|o| o.until_ms).max();
-    let (mut allow_keys, mut allow_ips, mut grants) = (Vec::new(), Vec::new(), Vec::new());
+    let mut doc = SyncDocument {
+        version,
+        emergency: emergency.map(|until_ms| Expiry { until_ms }),
+        allow_keys: Vec::new(),
+        allow_ips: Vec::new(),
+        grants: Vec::new(),
+        key_limits: Vec::new(),
+    };
     let mut budget = MAX_SYNC_ENTRIES;
     for o in active {
         let Some(target) = &o.target else { continue };
@@ -55,29 +62,26 @@ pub fn document(version: u64, overrides: &[Override], limits: &[(String, KeyLimi
             break;
         }
         budget -= 1;
+        let (key, until_ms) = (target.clone(), o.until_ms);
         match (o.kind, o.grant) {
-            (Kind::AllowKey, _) => allow_keys.push(json!({"key": target, "until_ms": o.until_ms})),
-            (Kind::AllowIp, _) => allow_ips.push(json!({"cidr": target, "until_ms": o.until_ms})),
-            (Kind::Grant, Some(g)) => grants.push(json!({
-                "key": target,
-                "unlimited": g == Grant::Unlimited,
-                "multiplier": match g { Grant::Unlimited => Value::Null, Grant::Multiplier(m) => m.into() },
-                "until_ms": o.until_ms,
-            })),
+            (Kind::AllowKey, _) => doc.allow_keys.push(AllowKey { key, until_ms }),
+            (Kind::AllowIp, _) => doc.allow_ips.push(AllowIp { cidr: key, until_ms }),
+            (Kind::Grant, Some(g)) => doc.grants.push(SyncGrant {
+                key,
+                unlimited: g == Grant::Unlimited,
+                multiplier: match g {
+                    Grant::Unlimited => None,
+                    Grant::Multiplier(m) => Some(m),
+                },
+                until_ms,
+            }),
             _ => {}
         }
     }
     let mut key_limits: Vec<&(String, KeyLimits)> = limits.iter().collect();
     key_limits.sort_by(|a, b| a.0.cmp(&b.0));
-    let key_limits: Vec<Value> = key_limits.into_iter().take(budget).map(|(k, l)| l.to_sync(k)).collect();
-    json!({
-        "version": version,
-        "emergency": emergency.map(|until_ms| json!({"until_ms": until_ms})),
-        "allow_keys": allow_keys,
-        "allow_ips": allow_ips,
-        "grants": grants,
-        "key_limits": key_limits,
-    })
+    doc.key_limits = key_limits.into_iter().take(budget).map(|(k, l)| l.to_sync(k)).collect();
+    doc
 }
 
 #[cfg(test)]
@@ -85,6 +89,7 @@ pub fn document(version: u64, overrides: &[Override], limits: &[(String, KeyLimi
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use serde_json::{json, Value};
 
     fn ov(id: &str, kind: Kind, target: Option<&str>, grant: Option<Grant>, until_ms: u64) -> Override {
         Override {
@@ -136,7 +141,7 @@ mod tests {
                 reason: "r".into(),
             },
         )];
-        let doc = document(42, &overrides, &limits, 1_000);
+        let doc = serde_json::to_value(document(42, &overrides, &limits, 1_000)).unwrap();
         assert_eq!(
             doc,
             json!({
@@ -150,7 +155,7 @@ mod tests {
                 "key_limits": [{"key": "00000000000000aa", "tier": "pro", "limits": {}}],
             })
         );
-        assert_eq!(document(42, &overrides, &[], 4_000)["emergency"], Value::Null);
+        assert_eq!(serde_json::to_value(document(42, &overrides, &[], 4_000)).unwrap()["emergency"], Value::Null);
     }
 
     #[test]
@@ -159,6 +164,6 @@ mod tests {
             .map(|i| ov(&i.to_string(), Kind::AllowKey, Some(&format!("{i:016x}")), None, 10))
             .collect();
         let doc = document(1, &overrides, &[], 0);
-        assert_eq!(doc["allow_keys"].as_array().unwrap().len(), MAX_SYNC_ENTRIES);
+        assert_eq!(doc.allow_keys.len(), MAX_SYNC_ENTRIES);
     }
 }

@@ -60,13 +60,13 @@ pub fn store_bin() -> PathBuf {
 }
 
 /// The most recently modified source the store binary is built from (the store's own code,
-/// the console's embedded files, and the filter's algorithms), with its modification time.
+/// the console's embedded files, the filter's algorithms and the wire types), with its modification time.
 fn newest_source() -> Option<(SystemTime, PathBuf)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = entry.path();
             // tollgatectl's own files do not go into the tollgate-store binary.
-            if p.ends_with("ctl") || p.ends_with("tollgatectl.rs") {
+            if p.ends_with("tollgatectl") {
                 continue;
             }
             if p.is_dir() {
@@ -81,6 +81,7 @@ fn newest_source() -> Option<(SystemTime, PathBuf)> {
     let mut files = vec![root.join("store/openapi.json")];
     walk(&root.join("store/src"), &mut files);
     walk(&root.join("src/algorithm"), &mut files);
+    files.push(root.join("src/wire.rs"));
     files.into_iter().filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p))).max()
 }
 

@@ -117,6 +117,13 @@ fn admin_calls_without_the_admin_token_are_401_and_change_nothing() {
     // The proxy sync endpoint does not take the admin token either.
     let r = send(&s, "GET", "/v1/sync", Some(&format!("Bearer {ADMIN_TOKEN}")), None);
     assert_eq!(r.status, 401);
+    // Each refusal counted under its route as written (no key in a label).
+    let metrics = s.get("/metrics").text();
+    for endpoint in ["/v1/keys/{key}/status", "/v1/keys/{key}/limits", "/v1/overrides/{id}", "/v1/audit", "/v1/sync"] {
+        let series = format!("tollgate_store_requests_total{{endpoint=\"{endpoint}\",status=\"401\"}}");
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    }
+    assert!(!metrics.contains(key), "a key in a metric label");
     // Nothing changed: same keys, the counter untouched, no audit entry, version 0.
     let mut after = redis.keys();
     after.sort();

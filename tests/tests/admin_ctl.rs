@@ -21,8 +21,9 @@ fn tollgatectl() -> PathBuf {
     let bin = workspace_bin("tollgatectl");
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap();
     let root = repo_root();
-    let mut sources = vec![root.join("store/src/bin/tollgatectl.rs")];
-    sources.extend(std::fs::read_dir(root.join("store/src/ctl")).unwrap().map(|e| e.unwrap().path()));
+    let dir = root.join("store/src/bin/tollgatectl");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    sources.extend(std::fs::read_dir(dir.join("replay")).unwrap().map(|e| e.unwrap().path()));
     for src in sources {
         let modified = std::fs::metadata(&src).and_then(|m| m.modified()).unwrap();
         assert!(

@@ -329,6 +329,12 @@ fn invalid_requests_are_400_naming_the_field() {
     assert_eq!((r.status, r.json()["error"]["code"].clone()), (404, json!("not_found")));
     let r = s.get("/v1/check");
     assert_eq!((r.status, r.json()["error"]["code"].clone()), (405, json!("method_not_allowed")));
+    // Counted by route: refusals under their route, unknown paths and methods under `other`.
+    let metrics = s.get("/metrics").text();
+    for (endpoint, status) in [("/v1/check", 400), ("/v1/lease", 400), ("other", 404), ("other", 405)] {
+        let series = format!("tollgate_store_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}}");
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    }
     // The test clock header is ignored without --test-clock.
     let r = s.post_at("/v1/check", &json!({"checks": [c]}), 5);
     assert_eq!(r.status, 200);

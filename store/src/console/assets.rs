@@ -5,8 +5,7 @@ use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::Failure;
-use crate::api::ApiError;
+use crate::error::ApiError;
 
 struct Asset {
     name: &'static str,
@@ -56,8 +55,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
             a.body,
         )
             .into_response(),
-        None => Failure(ApiError { status: 404, code: "not_found", message: format!("no console file {file:?}") })
-            .into_response(),
+        None => ApiError::not_found(format!("no console file {file:?}")).into_response(),
     }
 }
 

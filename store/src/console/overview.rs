@@ -12,13 +12,14 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::{now_ms, Console, Session};
+use super::session::Session;
+use super::state::Console;
 use crate::backend::StoreError;
+use crate::http::now_ms;
 use crate::metrics::Metrics;
-use crate::server::json_response;
 use crate::timefmt;
 
 /// How long the overview waits for Redis to answer PING.
@@ -27,23 +28,21 @@ const PING_TIMEOUT: Duration = Duration::from_millis(500);
 /// The proxy API's endpoints, whose failures make proxies use their failure mode.
 const PROXY_ENDPOINTS: [&str; 4] = ["/v1/check", "/v1/lease", "/v1/adjust", "/v1/sync"];
 
-pub async fn overview(_: Session, State(c): State<Console>) -> Response {
+pub async fn overview(_: Session, State(c): State<Console>) -> Json<Value> {
     let started = Instant::now();
     let ping = tokio::time::timeout(PING_TIMEOUT, c.app.backend.ping()).await.unwrap_or(Err(StoreError::Timeout));
     let ping_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (stats, stats_error) = match c.admin_get("/v1/stats?top=10").await {
         Ok((status, v)) if status.is_success() => (v, Value::Null),
         Ok((_, v)) => (Value::Null, v["error"]["message"].clone()),
-        Err(e) => (Value::Null, e.0.message.into()),
+        Err(e) => (Value::Null, e.message.into()),
     };
     let overrides = match c.admin_get("/v1/overrides").await {
         Ok((status, v)) if status.is_success() => v["overrides"].clone(),
         _ => Value::Null,
     };
     let now = now_ms();
-    json_response(
-        200,
-        &json!({
+    Json(json!({
             "now_ms": now,
             "now": timefmt::format_ms(now),
             "health": {
@@ -59,8 +58,7 @@ pub async fn overview(_: Session, State(c): State<Console>) -> Response {
             "stats_error": stats_error,
             "overrides": overrides,
             "store": store_metrics(&c.app.metrics),
-        }),
-    )
+    }))
 }
 
 fn store_metrics(m: &Metrics) -> Value {
@@ -70,7 +68,7 @@ fn store_metrics(m: &Metrics) -> Value {
         proxy_calls.insert(endpoint.to_string(), json!({"ok": 0, "unavailable": 0, "refused": 0}));
     }
     for (endpoint, status, n) in m.requests() {
-        let Some(entry) = proxy_calls.get_mut(endpoint) else { continue };
+        let Some(entry) = proxy_calls.get_mut(&endpoint) else { continue };
         let class = match status {
             200..=299 | 304 => "ok",
             503 => "unavailable",

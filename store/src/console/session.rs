@@ -15,14 +15,16 @@
 //! /ui/api/session`, which other origins cannot read), and are refused when the browser says
 //! they come from another origin (`Origin`, `Sec-Fetch-Site`).
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::{Console, Failure};
-use crate::api::ApiError;
+use crate::error::ApiError;
+use crate::http::now_ms;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "tollgate_console";
@@ -68,11 +70,7 @@ impl Keys {
     /// A new session and its cookie value.
     pub fn issue(&self, now_ms: u64) -> Result<(Session, String), ApiError> {
         let mut nonce = [0u8; 16];
-        self.random.fill(&mut nonce).map_err(|_| ApiError {
-            status: 500,
-            code: "internal",
-            message: "no randomness available for a session id".into(),
-        })?;
+        self.random.fill(&mut nonce).map_err(|_| ApiError::internal("no randomness available for a session id"))?;
         let session = Session { nonce: hex(&nonce), expires_ms: now_ms.saturating_add(SESSION_TTL_MS) };
         let payload = format!("{}.{}", session.expires_ms, session.nonce);
         let mac = hmac::sign(&self.mac, format!("session|{payload}").as_bytes());
@@ -113,16 +111,28 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The `Set-Cookie` value of a new session (`Secure` when the request reached the store
-/// through HTTPS, as `X-Forwarded-Proto: https` says).
-pub fn set_cookie(value: &str, headers: &HeaderMap) -> String {
-    let secure = if behind_https(headers) { "; Secure" } else { "" };
+/// Whether the request reached the store through HTTPS (`X-Forwarded-Proto: https`): then the
+/// cookie is `Secure`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secure(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for Secure {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Secure, Self::Rejection> {
+        Ok(Secure(behind_https(&parts.headers)))
+    }
+}
+
+/// The `Set-Cookie` value of a new session.
+pub fn set_cookie(value: &str, secure: Secure) -> String {
+    let secure = if secure.0 { "; Secure" } else { "" };
     format!("{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{secure}", SESSION_TTL_MS / 1000)
 }
 
 /// The `Set-Cookie` value that deletes the session cookie.
-pub fn clear_cookie(headers: &HeaderMap) -> String {
-    let secure = if behind_https(headers) { "; Secure" } else { "" };
+pub fn clear_cookie(secure: Secure) -> String {
+    let secure = if secure.0 { "; Secure" } else { "" };
     format!("{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
@@ -130,48 +140,56 @@ fn behind_https(headers: &HeaderMap) -> bool {
     headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.eq_ignore_ascii_case("https"))
 }
 
-fn forbidden(message: &str) -> Failure {
-    Failure(ApiError { status: 403, code: "forbidden", message: message.into() })
-}
-
 /// Refuse a request that the browser says comes from another site or origin.
-pub fn same_origin(headers: &HeaderMap) -> Result<(), Failure> {
+pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site != "same-origin" && site != "none" {
-            return Err(forbidden("cross-origin request refused (Sec-Fetch-Site)"));
+            return Err(ApiError::forbidden("cross-origin request refused (Sec-Fetch-Site)"));
         }
     }
     if let Some(origin) = text(header::ORIGIN) {
         let host = text(header::HOST).unwrap_or("");
         let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
         if host.is_empty() || authority != Some(host) {
-            return Err(forbidden("cross-origin request refused (Origin is not this store)"));
+            return Err(ApiError::forbidden("cross-origin request refused (Origin is not this store)"));
         }
     }
     Ok(())
 }
 
-fn unauthorized(message: &str) -> Failure {
-    Failure(ApiError { status: 401, code: "unauthorized", message: message.into() })
+/// A request that does not come from another site or origin, as far as the browser says.
+#[derive(Clone, Copy, Debug)]
+pub struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<SameOrigin, ApiError> {
+        same_origin(&parts.headers).map(|()| SameOrigin)
+    }
 }
 
 /// A request of a logged-in console user. For writes (not GET or HEAD), the request also
 /// carried the session's CSRF token and came from this origin.
-impl FromRequestParts<Console> for Session {
-    type Rejection = Failure;
+impl<S: Send + Sync> FromRequestParts<S> for Session
+where
+    Arc<Keys>: FromRef<S>,
+{
+    type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Session, Failure> {
-        let value = cookie(&parts.headers, COOKIE).ok_or_else(|| unauthorized("not logged in: log in first"))?;
-        let session = console
-            .keys
-            .verify(value, super::now_ms())
-            .ok_or_else(|| unauthorized("the session has expired (or the admin token changed): log in again"))?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Session, ApiError> {
+        let keys = Arc::<Keys>::from_ref(state);
+        let value =
+            cookie(&parts.headers, COOKIE).ok_or_else(|| ApiError::unauthorized("not logged in: log in first"))?;
+        let session = keys.verify(value, now_ms()).ok_or_else(|| {
+            ApiError::unauthorized("the session has expired (or the admin token changed): log in again")
+        })?;
         if !parts.method.is_safe() {
             same_origin(&parts.headers)?;
             let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !console.keys.csrf_ok(&session, presented) {
-                return Err(forbidden("missing or wrong X-Tollgate-CSRF header: reload the page"));
+            if !keys.csrf_ok(&session, presented) {
+                return Err(ApiError::forbidden("missing or wrong X-Tollgate-CSRF header: reload the page"));
             }
         }
         Ok(session)
@@ -219,10 +237,12 @@ mod tests {
         h.insert(header::COOKIE, HeaderValue::from_static("a=1; tollgate_console=v.w.x; b=2"));
         assert_eq!(cookie(&h, COOKIE), Some("v.w.x"));
         assert_eq!(cookie(&h, "c"), None);
-        let c = set_cookie("v", &h);
+        assert!(!behind_https(&h));
+        let c = set_cookie("v", Secure(false));
         assert_eq!(c, "tollgate_console=v; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=28800");
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert!(set_cookie("v", &h).ends_with("; Secure"));
+        assert!(behind_https(&h));
+        assert!(set_cookie("v", Secure(true)).ends_with("; Secure"));
 
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
@@ -230,9 +250,9 @@ mod tests {
         h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
         assert!(same_origin(&h).is_ok());
         h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
-        assert_eq!(same_origin(&h).unwrap_err().0.status, 403);
+        assert_eq!(same_origin(&h).unwrap_err().status, 403);
         h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert_eq!(same_origin(&h).unwrap_err().0.status, 403);
+        assert_eq!(same_origin(&h).unwrap_err().status, 403);
     }
 }

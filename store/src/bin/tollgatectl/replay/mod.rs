@@ -17,7 +17,7 @@ mod simulate;
 
 use tollgate_core::config::Config;
 
-use super::{usage, Args, Fail};
+use crate::cli::{usage, Args, Fail};
 use input::Input;
 use report::{Changes, Output, Report};
 use simulate::Sim;

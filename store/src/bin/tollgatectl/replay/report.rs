@@ -12,7 +12,7 @@ use tollgate_store::timefmt::format_ms;
 use super::input::InputStats;
 use super::record::Record;
 use super::simulate::{Decision, Fate, KeyId, Sim};
-use crate::ctl::table;
+use crate::table;
 
 /// Most buckets of the time series: the bucket doubles when the logs span more.
 pub const MAX_BUCKETS: usize = 2048;

@@ -1,10 +1,17 @@
-//! Inputs shared by the admin endpoints: who makes a write and why, raw keys (hashed on
-//! arrival), and query strings. Every error names its field.
+//! The store's inputs, validated, every error naming its field: who makes an admin write and
+//! why, raw keys (hashed on arrival) and key hashes, rule names, query strings (`query`), and
+//! JSON bodies read with serde but refused in the store's words (`json`).
 
-use serde_json::Value;
+mod json;
+mod query;
+
+pub use json::{decode, parse, Body, Place, Want};
+pub use query::{percent_decode, Query};
+
+use serde::Deserialize;
 use tollgate_core::hash::KeyHash;
 
-use crate::api::{is_key_hash, ApiError, Item};
+use crate::error::ApiError;
 
 /// Longest raw key accepted (bytes).
 pub const MAX_RAW_KEY_BYTES: usize = 4096;
@@ -39,25 +46,34 @@ impl Who {
         })
     }
 
-    /// From the fields `admin` and `reason` of a JSON body.
-    pub(crate) fn from_item(o: &Item<'_>) -> Result<Who, ApiError> {
-        Who::new(o.opt_str("admin")?, o.opt_str("reason")?)
-    }
-
     /// From the query parameters `admin` and `reason`, else from a JSON body's fields (for
-    /// DELETE, which may carry either).
+    /// DELETE, which may carry either; an empty body is no body).
     pub fn from_query_or_body(q: &Query, body: &[u8]) -> Result<Who, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Who::new(q.get("admin"), q.get("reason"));
         }
-        let v: Value = parse_json(body)?;
-        let o = Item::new(&v, String::new())?;
-        Who::new(q.get("admin").or(o.opt_str("admin")?), q.get("reason").or(o.opt_str("reason")?))
+        let b: WhoBody = decode(body)?;
+        Who::new(q.get("admin").or(b.admin.as_deref()), q.get("reason").or(b.reason.as_deref()))
     }
 }
 
-pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("invalid JSON ({e})")))
+/// `{"admin": .., "reason": ..}`: the body of a DELETE or a reset.
+#[derive(Debug, Default, Deserialize)]
+struct WhoBody {
+    #[serde(default)]
+    admin: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl Body for WhoBody {
+    fn want(at: &[Place<'_>]) -> Option<Want> {
+        match at {
+            [] => Some(Want::Object),
+            [Place::Field(_)] => Some(Want::String),
+            _ => None,
+        }
+    }
 }
 
 /// The fleet-wide hash of a raw key (exactly as proxies hash a rule keyed on `["api_key"]`),
@@ -81,72 +97,20 @@ pub fn key_hash_of(segment: &str, q: &Query) -> Result<String, ApiError> {
     fleet_hash("key", segment)
 }
 
-/// A parsed query string (`application/x-www-form-urlencoded`).
-#[derive(Clone, Debug, Default)]
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub fn parse(query: Option<&str>) -> Result<Query, ApiError> {
-        let mut out = Vec::new();
-        for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            let k = percent_decode(k).ok_or_else(|| ApiError::invalid("query", "invalid percent-encoding"))?;
-            let v = percent_decode(v).ok_or_else(|| ApiError::invalid(&k, "invalid percent-encoding"))?;
-            out.push((k, v));
-        }
-        Ok(Query(out))
+/// A rule (or tier) name: 1 to 64 of `A-Z a-z 0-9 - _ .`, as in the plugin configuration.
+pub fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(ApiError::invalid(field, "must be 1 to 64 characters among letters, digits, '-', '_' and '.'"));
     }
-
-    /// The first value of `name` (empty values count as absent).
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
-    }
-
-    /// `name=1|true|yes` (or a bare `name`): true; `0|false|no` or absent: false.
-    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()) {
-            None | Some("0" | "false" | "no") => Ok(false),
-            Some("" | "1" | "true" | "yes") => Ok(true),
-            Some(_) => Err(ApiError::invalid(name, "must be 1 or 0 (also true or false, yes or no)")),
-        }
-    }
-
-    /// A whole number in `1..=max`, or `default` when absent.
-    pub fn number(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| ApiError::invalid(name, format!("must be a whole number from 1 to {max}"))),
-        }
-    }
+    Ok(())
 }
 
-/// Decode `%XX` escapes and `+` (space); None for a bad escape or invalid UTF-8.
-pub fn percent_decode(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+/// 16 hexadecimal digits: a `KeyHash` as `{:016x}` (either case).
+pub fn is_key_hash(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -1,21 +1,23 @@
 //! `tollgatectl`: the Tollgate admin CLI (contract §5).
 //!
-//! `validate` runs the filter's own configuration parser natively, so it reports exactly what
-//! Envoy would log after `invalid configuration: `. `replay` runs recorded traffic through the
-//! filter's own core natively, in simulated time (`ctl/replay/`). The store commands (`keys`, `overrides`,
-//! `audit`, `stats`) call the tollgate-store admin API (`ctl`, docs/admin.md).
+//! `validate` (`validate.rs`) runs the filter's own configuration parser natively, so it reports
+//! exactly what Envoy would log after `invalid configuration: `. `replay` (`replay/`) runs
+//! recorded traffic through the filter's own core natively, in simulated time. The store
+//! commands (`keys`, `overrides`, `audit`, `stats`; `admin.rs`, over `http.rs`, printed with
+//! `table.rs`) call the tollgate-store admin API (docs/admin.md). `cli.rs`: arguments and
+//! failures, shared by all.
 //!
 //! Exit codes: 0 success; 1 an invalid or unreadable configuration, or a store command that
 //! failed (store unreachable, request refused); 2 a usage error.
 
-// The store commands live in `store/src/ctl/` (not in the tollgate-store library: the store
-// binary does not need them).
-#[path = "../ctl/mod.rs"]
-mod ctl;
+mod admin;
+mod cli;
+mod http;
+mod replay;
+mod table;
+mod validate;
 
-use std::io::Write;
 use std::process::ExitCode;
-use tollgate_core::config::Config;
 
 const USAGE: &str = "\
 tollgatectl: the Tollgate admin CLI
@@ -95,14 +97,14 @@ fn main() -> ExitCode {
             println!("tollgatectl {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        "validate" => validate(&args[1..]),
+        "validate" => validate::run(&args[1..], USAGE),
         "replay" => {
             let rest = &args[1..];
             if rest.iter().any(|a| a == "-h" || a == "--help") {
                 print!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            match ctl::replay::run(rest) {
+            match replay::run(rest) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(fail) => fail.exit(),
             }
@@ -113,7 +115,7 @@ fn main() -> ExitCode {
                 print!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            match ctl::run(c, rest, &|name| std::env::var(name).ok()) {
+            match admin::run(c, rest, &|name| std::env::var(name).ok()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(fail) => fail.exit(),
             }
@@ -124,64 +126,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// `tollgatectl validate FILE...`: exit 0 when every file is a valid configuration.
-fn validate(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    if args.is_empty() {
-        eprintln!("tollgatectl validate: missing CONFIG.json (usage: tollgatectl validate CONFIG.json)");
-        return ExitCode::from(2);
-    }
-    let mut all_ok = true;
-    for file in args {
-        match check_file(file) {
-            Ok(summary) => println!("{file}: ok ({summary})"),
-            Err(message) => {
-                all_ok = false;
-                eprintln!("{file}: {message}");
-            }
-        }
-    }
-    let _ = std::io::stdout().flush();
-    if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-/// Parse one file: a summary of its rules, or the error text.
-fn check_file(file: &str) -> Result<String, String> {
-    let bytes = if file == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
-        buf
-    } else {
-        std::fs::read(file).map_err(|e| format!("cannot read the file: {e}"))?
-    };
-    let config = Config::parse(&bytes).map_err(|e| e.to_string())?;
-    Ok(summary(&config))
-}
-
-/// `2 rules: per-key-rpm, per-ip [disabled]`, with a note when the filter is off.
-fn summary(config: &Config) -> String {
-    let names: Vec<String> = config
-        .rules
-        .iter()
-        .map(|r| if r.enabled { r.name.clone() } else { format!("{} [disabled]", r.name) })
-        .collect();
-    let count = match names.len() {
-        1 => "1 rule".to_string(),
-        n => format!("{n} rules"),
-    };
-    let mut out = if names.is_empty() { count } else { format!("{count}: {}", names.join(", ")) };
-    if !config.enabled {
-        out.push_str("; the filter is disabled (\"enabled\": false)");
-    }
-    out
 }
