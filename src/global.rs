@@ -2,8 +2,8 @@
 //! answer. (What it does when the store cannot answer is `filter::failure_mode`; leases are
 //! `lease`.) Pure: the host dispatches the HTTP calls.
 
-use crate::algorithm::{Algorithm, Decision, Quota};
-use crate::hash::KeyHash;
+use crate::engine::algorithm::{Algorithm, Decision, Quota};
+use crate::engine::hash::KeyHash;
 use crate::wire;
 
 /// One global counter to check (strict) or lease from (batched).
@@ -98,7 +98,7 @@ pub fn parse_lease(status: Option<u32>, body: &[u8], expected: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::NANOS_PER_SEC;
+    use crate::engine::algorithm::NANOS_PER_SEC;
     use serde_json::{json, Value};
 
     fn check() -> GlobalCheck {

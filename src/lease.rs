@@ -12,12 +12,12 @@
 //! units are outstanding, where `max_lease = ceil(capacity / (2 × fleet_size))`: at worst half
 //! the capacity is stranded for one lease TTL (and only while a proxy holding units is idle).
 
-use crate::algorithm::{Algorithm, Nanos, Quota, State};
 use crate::config::{Rule, StoreConfig};
+use crate::engine::algorithm::{Algorithm, Nanos, Quota, State};
+use crate::engine::hash::KeyHash;
+use crate::engine::shared_store::SharedStore;
 use crate::engine::Engine;
 use crate::global::{GlobalCheck, Grant};
-use crate::hash::KeyHash;
-use crate::shared_store::SharedStore;
 
 /// One lease, as kept in a slot-table record: `State([units_left, expires_at, meta])`, where
 /// `meta` holds the level right after the last grant (low 48 bits) and the "renew soon" flag
@@ -287,7 +287,7 @@ pub fn should_lead(current: (u64, Nanos), worker: u64, now: Nanos, interval: Nan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::NANOS_PER_SEC;
+    use crate::engine::algorithm::NANOS_PER_SEC;
 
     #[test]
     fn encode_roundtrip() {

@@ -6,14 +6,10 @@
 //! (host/wasm: the proxy-wasm filter) carry out what it decides.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod algorithm;
-pub mod calendar;
 pub mod config;
-pub mod duration;
 pub mod engine;
 pub mod filter;
 pub mod global;
-pub mod hash;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
@@ -23,7 +19,5 @@ pub mod metrics;
 pub mod overrides;
 pub mod request;
 pub mod response;
-pub mod shared_store;
-pub mod slot_table;
-pub mod timefmt;
+pub mod time;
 pub mod wire;

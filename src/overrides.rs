@@ -2,9 +2,9 @@
 //! copy each proxy pulls from tollgate-store (`GET /v1/sync`) and applies without a reload.
 //! Keys are fleet hashes (`KeyHash::fleet` of the raw API key): no raw key is kept here.
 
-use crate::algorithm::Quota;
 use crate::config::TierLimit;
-use crate::hash::KeyHash;
+use crate::engine::algorithm::Quota;
+use crate::engine::hash::KeyHash;
 use crate::wire;
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -2,9 +2,9 @@
 //! provider's shape, Retry-After. Every error body is valid JSON whatever the rule name or
 //! message holds.
 
-use crate::algorithm::{Decision, Nanos, Quota, NANOS_PER_SEC};
 use crate::config::{ErrorFormat, HeaderFormat, Rule, Unit};
-use crate::duration::Duration;
+use crate::engine::algorithm::{Decision, Nanos, Quota, NANOS_PER_SEC};
+use crate::time::duration::Duration;
 use serde_json::json;
 
 /// One rule as applied to a request, for headers.
@@ -131,7 +131,7 @@ pub fn rate_limit_headers(
                         out.push((limit, decimal(a.limit())));
                         out.push((remaining, decimal(a.decision.remaining)));
                         let at = now.saturating_add(a.decision.reset_after_ns);
-                        out.push((reset, crate::calendar::rfc3339_utc(at)));
+                        out.push((reset, crate::time::calendar::rfc3339_utc(at)));
                     }
                 }
             }

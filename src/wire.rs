@@ -18,8 +18,8 @@ use std::marker::PhantomData;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::algorithm::{self, Algorithm, Quota};
-use crate::hash::KeyHash;
+use crate::engine::algorithm::{self, Algorithm, Quota};
+use crate::engine::hash::KeyHash;
 
 /// Body of `POST /v1/check`: every check passes, or none is charged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,8 @@
 //! Run: `cargo bench -p tollgate-bench -- --warm-up-time 1 --measurement-time 2`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use tollgate_core::algorithm::{Algorithm, Quota, State, NANOS_PER_SEC};
-use tollgate_core::calendar::parse_rule_window;
+use tollgate_core::config::reset::parse_rule_window;
+use tollgate_core::engine::algorithm::{Algorithm, Quota, State, NANOS_PER_SEC};
 
 /// 2024-05-01T13:00:00.5Z
 const NOW: u64 = 1_714_568_400 * NANOS_PER_SEC + NANOS_PER_SEC / 2;

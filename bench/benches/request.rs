@@ -7,10 +7,10 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use tollgate_core::config::Config;
+use tollgate_core::engine::shared_store::MemoryStore;
 use tollgate_core::limiter::Limiter;
 use tollgate_core::overrides::Overrides;
 use tollgate_core::request::Request;
-use tollgate_core::shared_store::MemoryStore;
 
 const HUGE: u64 = 1_000_000_000_000;
 const NOW: u64 = 1_714_568_400_000_000_000;

@@ -9,9 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use tollgate_core::algorithm::{Algorithm, Decision, Quota, State};
+use tollgate_core::engine::algorithm::{Algorithm, Decision, Quota, State};
 use tollgate_core::config::{ApiKeyConfig, Config, Estimate, HeaderFormat, LlmConfig, Price, Rule, Unit};
-use tollgate_core::duration::Duration;
+use tollgate_core::time::duration::Duration;
 use tollgate_core::keys::{self, KeySource};
 use tollgate_core::limiter::{self, Limiter, Reply};
 use tollgate_core::llm::json_scan::JsonScanner;
@@ -20,7 +20,7 @@ use tollgate_core::llm::{self, find_usage, LlmRequest, Usage};
 use tollgate_core::overrides::Overrides;
 use tollgate_core::request::{self, Request};
 use tollgate_core::response::{self, Applied};
-use tollgate_core::shared_store::MemoryStore;
+use tollgate_core::engine::shared_store::MemoryStore;
 
 /// A check: panics when an invariant breaks.
 pub type Check = fn(&[u8]);

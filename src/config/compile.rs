@@ -5,7 +5,7 @@
 
 use super::values::{self, Amount};
 use super::*;
-use crate::algorithm::{Algorithm, Quota};
+use crate::engine::algorithm::{Algorithm, Quota};
 
 pub fn config(raw: raw::Config) -> Result<Config, ConfigError> {
     let trusted_hops = match raw.client_ip.and_then(|c| c.trusted_hops) {
@@ -142,7 +142,7 @@ fn rule(raw: raw::Rule, path: &str) -> Result<Rule, ConfigError> {
         tiers.push((tier, TierLimit::Limited(Quota { limit: tl, window_ns: quota.window_ns, burst: tb })));
     }
     let algo_name = algorithm.map(Algorithm::name).unwrap_or("concurrent");
-    let hash_seed = crate::hash::hash_parts(0, &[name.as_bytes(), algo_name.as_bytes()]);
+    let hash_seed = crate::engine::hash::hash_parts(0, &[name.as_bytes(), algo_name.as_bytes()]);
     Ok(Rule {
         name,
         enabled: raw.enabled.unwrap_or(true),

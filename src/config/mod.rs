@@ -8,12 +8,13 @@
 mod compile;
 pub(crate) mod de;
 mod raw;
+pub mod reset;
 pub(crate) mod values;
 
-use crate::algorithm::{Algorithm, Quota};
-use crate::duration::Duration;
+use crate::engine::algorithm::{Algorithm, Quota};
 use crate::keys::KeySource;
 use crate::matcher::Matcher;
+use crate::time::duration::Duration;
 use serde_json::Value;
 
 /// A config error: the field path and why it is wrong, e.g.

@@ -7,7 +7,7 @@ use super::values::{
     Amount, Count, PathPrefix, Positive, PositiveDuration, QueryParams, RuleName, TierKeys, TierSource, Usd,
 };
 use super::{ErrorFormat, Estimate, FailureMode, HeaderFormat, MissingKey, Scope, Strategy, Sync, Unit};
-use crate::algorithm::Algorithm;
+use crate::engine::algorithm::Algorithm;
 use crate::keys::KeySource;
 use crate::matcher::Matcher;
 use crate::overrides::Cidr;

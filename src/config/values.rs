@@ -3,10 +3,10 @@
 //! blocks, path prefixes and regexes. Checks that involve several fields are in `compile.rs`.
 
 use super::{ErrorFormat, Estimate, FailureMode, HeaderFormat, MissingKey, Scope, Strategy, Sync, Unit};
-use crate::algorithm::Algorithm;
-use crate::duration::Duration;
+use crate::engine::algorithm::Algorithm;
 use crate::keys::KeySource;
 use crate::overrides::Cidr;
+use crate::time::duration::Duration;
 use serde::de::{Error, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 use super::*;
-use crate::algorithm::NANOS_PER_SEC;
-use crate::shared_store::MemoryStore;
+use crate::engine::algorithm::NANOS_PER_SEC;
+use crate::engine::shared_store::MemoryStore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 

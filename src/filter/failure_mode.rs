@@ -3,13 +3,13 @@
 //! against this proxy's share of the limit (`local`), let it through (`open`), or answer 503
 //! (`closed`).
 
-use crate::algorithm::{Decision, Nanos, Quota, NANOS_PER_SEC};
 use crate::config::{FailureMode, StoreConfig, Strategy};
+use crate::engine::algorithm::{Decision, Nanos, Quota, NANOS_PER_SEC};
+use crate::engine::hash::KeyHash;
+use crate::engine::shared_store::SharedStore;
 use crate::engine::{Check, EngineStats};
 use crate::global::GlobalCheck;
-use crate::hash::KeyHash;
 use crate::limiter::{Limiter, Reservation};
-use crate::shared_store::SharedStore;
 
 /// Consecutive failures that open the breaker.
 pub const BREAKER_THRESHOLD: u32 = 3;

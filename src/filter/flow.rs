@@ -7,8 +7,8 @@
 
 use super::failure_mode::{self, Fallback};
 use super::{Host, StoreAnswer, StoreCall, Stream, Worker};
-use crate::algorithm::Decision;
 use crate::config::{Sync, Unit};
+use crate::engine::algorithm::Decision;
 use crate::global::{self, GlobalCheck, StoreFailure};
 use crate::lease;
 use crate::limiter::{AppliedRule, BodyPlan, Evaluation, Reply, Reservation, RuleOutcome, RuleStatus};

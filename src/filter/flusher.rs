@@ -4,7 +4,7 @@
 //! `on_answer`.
 
 use super::{Host, StoreAnswer, StoreCall};
-use crate::algorithm::Nanos;
+use crate::engine::algorithm::Nanos;
 use crate::global::{self, GlobalCheck};
 use crate::lease::{self, IndexEntry};
 use crate::limiter::Limiter;

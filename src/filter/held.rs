@@ -1,7 +1,7 @@
 //! Requests held by throttle rules on one worker, bounded by `throttle_queue`; the worker's
 //! tick hands back those that are due, in due order, for the host to resume.
 
-use crate::algorithm::Nanos;
+use crate::engine::algorithm::Nanos;
 
 /// A held request: when it may go on, and its id (the host's stream id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,8 +19,8 @@ pub use held::Release;
 pub use store_call::{StoreAnswer, StoreCall};
 pub use worker::Worker;
 
-use crate::algorithm::Nanos;
-use crate::shared_store::SharedStore;
+use crate::engine::algorithm::Nanos;
+use crate::engine::shared_store::SharedStore;
 
 /// What one worker of a host provides. Called from the worker's own thread only.
 pub trait Host {

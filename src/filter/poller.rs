@@ -4,8 +4,8 @@
 //! answer.
 
 use super::{StoreAnswer, StoreCall};
-use crate::algorithm::Nanos;
 use crate::config::StoreConfig;
+use crate::engine::algorithm::Nanos;
 use crate::overrides::Overrides;
 use std::rc::Rc;
 

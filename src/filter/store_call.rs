@@ -3,7 +3,7 @@
 //! callout.
 
 use crate::config::StoreConfig;
-use crate::duration::Duration;
+use crate::time::duration::Duration;
 
 /// One HTTP call to the store.
 #[derive(Clone, Debug, PartialEq, Eq)]

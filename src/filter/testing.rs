@@ -4,11 +4,11 @@
 //! The tests below drive whole requests through `Worker` and `Flow` as a host would.
 
 use super::{Flow, Host, Step, StoreAnswer, StoreCall, Stream, Worker};
-use crate::algorithm::Nanos;
 use crate::config::Config;
+use crate::engine::algorithm::Nanos;
+use crate::engine::shared_store::{MemoryStore, SharedStore};
 use crate::limiter::Limiter;
 use crate::metrics::{ProxyMetric, RuleMetric, Sample};
-use crate::shared_store::{MemoryStore, SharedStore};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 

@@ -3,8 +3,8 @@
 //! the usage the response reported.
 
 use super::Limiter;
-use crate::algorithm::{Algorithm, Quota};
 use crate::config::{Rule, Unit};
+use crate::engine::algorithm::{Algorithm, Quota};
 use crate::llm::{self, LlmRequest, PriceRef, Usage};
 
 /// How one rule charges one request.

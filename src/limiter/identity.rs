@@ -4,7 +4,7 @@
 //! instead of scanning the headers or decoding the token again.
 
 use super::Limiter;
-use crate::hash::KeyHash;
+use crate::engine::hash::KeyHash;
 use crate::keys::{api_key, KeyPart, KeySource};
 use crate::overrides::Overrides;
 use crate::request::Request;

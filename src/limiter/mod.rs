@@ -16,17 +16,17 @@ pub use identity::Identity;
 pub use needs::{BodyNeeds, BodyPlan, Needs};
 pub use outcome::{AppliedRule, Evaluation, Reply, Reservation, RuleOutcome, RuleStatus};
 
-use crate::algorithm::{Decision, Nanos, Quota};
 use crate::config::{Config, MissingKey, Rule, Scope, Strategy, TierLimit, Unit};
+use crate::engine::algorithm::{Decision, Nanos, Quota};
+use crate::engine::hash::KeyHash;
+use crate::engine::shared_store::{SharedStore, StoreError};
 use crate::engine::{Check, Engine, EngineStats, Outcome};
 use crate::global::GlobalCheck;
-use crate::hash::KeyHash;
 use crate::keys::{KeyPart, KeySource};
 use crate::llm::{self, LlmRequest, Usage};
 use crate::overrides::Overrides;
 use crate::request::Request;
 use crate::response::Shape;
-use crate::shared_store::{SharedStore, StoreError};
 use cost::Cost;
 use outcome::{near_limit, Refusal};
 
@@ -399,7 +399,7 @@ impl Limiter {
 /// of misreading the old one.
 fn quota_seed(rule: &Rule, quota: &Quota) -> u64 {
     let q = [quota.limit.to_le_bytes(), quota.window_ns.to_le_bytes(), quota.burst.to_le_bytes()];
-    crate::hash::hash_parts(rule.hash_seed, &[&q[0], &q[1], &q[2]])
+    crate::engine::hash::hash_parts(rule.hash_seed, &[&q[0], &q[1], &q[2]])
 }
 
 #[cfg(test)]

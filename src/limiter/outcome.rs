@@ -3,13 +3,13 @@
 //! of an allowed request, or a denial in the caller's provider's shape).
 
 use super::Limiter;
-use crate::algorithm::{Algorithm, Decision, Nanos, Quota};
 use crate::config::{Config, Rule, Strategy, Unit};
+use crate::engine::algorithm::{Algorithm, Decision, Nanos, Quota};
+use crate::engine::slot_table::Place;
 use crate::engine::{Check, EngineStats};
 use crate::global::GlobalCheck;
 use crate::llm::PriceRef;
 use crate::response::{self, Applied, ErrorReply, Shape};
-use crate::slot_table::Place;
 
 /// What one rule did to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::shared_store::MemoryStore;
+use crate::engine::shared_store::MemoryStore;
 use serde_json::json;
 
 const T0: u64 = 1_700_000_000_000_000_000;

@@ -22,8 +22,9 @@ use crate::http::{Admin, JsonBody, Key, Now, OverrideId};
 use crate::input::{fleet_hash, is_key_hash, Query, Who};
 use crate::key_limits::{self, KeyLimits, PutLimits};
 use crate::overrides::{self, NewOverride, Override, KEEP_EXPIRED_MS};
+use crate::stats;
 use crate::sync::MAX_SYNC_ENTRIES;
-use crate::{stats, timefmt};
+use tollgate_core::time::rfc3339;
 
 /// Most audit entries per call.
 pub const MAX_AUDIT_LIMIT: usize = 1000;
@@ -82,7 +83,7 @@ fn rule_status((rule, quota, state): &KeyCounter, now: Now) -> Value {
         "used": capacity.saturating_sub(peek.remaining),
         "remaining": peek.remaining,
         "reset_after_ms": reset_ms,
-        "reset_at": timefmt::format_ms(now.ms().saturating_add(reset_ms)),
+        "reset_at": rfc3339::format_ms(now.ms().saturating_add(reset_ms)),
         "stored": !state.is_empty(),
     })
 }
@@ -243,7 +244,7 @@ fn audit_json((id, fields): &AuditRecord) -> Value {
     let at_ms = id.split('-').next().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
     json!({
         "id": id,
-        "at": timefmt::format_ms(at_ms),
+        "at": rfc3339::format_ms(at_ms),
         "at_ms": at_ms,
         "admin": get("admin"),
         "action": get("action"),
@@ -268,7 +269,7 @@ async fn audit(State(app): State<Arc<App>>, _: Admin, q: Query, now: Now) -> Ans
     let time = |name: &str| -> Result<Option<u64>, ApiError> {
         q.get(name)
             .map(|t| {
-                timefmt::parse_time_or_ago(t, now_ms).ok_or_else(|| {
+                rfc3339::parse_time_or_ago(t, now_ms).ok_or_else(|| {
                     ApiError::invalid(
                         name,
                         "must be an RFC 3339 time (2025-01-31T12:00:00Z), ms since the epoch, or a duration ago (15m)",

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tollgate_core::algorithm::{Algorithm, Quota};
+use tollgate_core::engine::algorithm::{Algorithm, Quota};
 use tollgate_core::wire::{self, AdjustRequest, CheckRequest, LeaseRequest};
 
 use crate::app::App;

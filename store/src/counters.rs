@@ -1,6 +1,6 @@
 //! The proxy operations on counters: check-and-charge a batch, lease, adjust.
 //!
-//! Every decision is computed by the filter's own code (`tollgate_core::algorithm`), on the state
+//! Every decision is computed by the filter's own code (`tollgate_core::engine::algorithm`), on the state
 //! read from Redis, and committed with the compare-and-set script: if the counter changed
 //! between the read and the write, the script returns the current value and the decision is
 //! recomputed on it (at most `MAX_CAS_RETRIES` times). Decisions are therefore exactly the
@@ -9,7 +9,7 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::Duration;
 
-use tollgate_core::algorithm::{Algorithm, Decision, Nanos, Quota, State};
+use tollgate_core::engine::algorithm::{Algorithm, Decision, Nanos, Quota, State};
 
 use crate::backend::{Backend, Cas, IndexEntry, StoreError};
 use crate::metrics::Metrics;

@@ -9,7 +9,7 @@ use tollgate_core::wire::{self, Object};
 
 use crate::error::ApiError;
 use crate::input::{check_name, Body, Place, Want, Who};
-use crate::timefmt;
+use tollgate_core::time::rfc3339;
 
 /// Most rules with their own limits for one key.
 pub const MAX_RULES_PER_KEY: usize = 64;
@@ -43,7 +43,7 @@ impl KeyLimits {
             "key": key_hash,
             "tier": self.tier,
             "limits": limits_json(&self.limits),
-            "updated_at": timefmt::format_ms(self.updated_ms),
+            "updated_at": rfc3339::format_ms(self.updated_ms),
             "updated_ms": self.updated_ms,
             "admin": self.admin,
             "reason": self.reason,

@@ -11,14 +11,14 @@
 //!   request metric middleware;
 //! - `app`: the shared state;
 //! - the work: `counters` (check / lease / adjust, computed by the filter's own
-//!   `tollgate_core::algorithm` and committed with a compare-and-set script), `admin_store`
+//!   `tollgate_core::engine::algorithm` and committed with a compare-and-set script), `admin_store`
 //!   (Redis: limits, overrides, version, audit log), `sync` (the document proxies poll),
 //!   `stats` (totals and top violators, buffered and flushed every second), `key_limits` and
 //!   `overrides` (the admin plane's validated inputs);
 //! - `input` (validated inputs: names, keys, who, query strings, JSON bodies in the store's
 //!   words) and `error` (the error answer);
 //! - `backend` (Redis: single node, cluster, sentinel; timeouts), `metrics`, `config` (CLI);
-//!   `timefmt` (RFC 3339).
+//!   times in RFC 3339 come from the core (`tollgate_core::time::rfc3339`).
 //!
 //! The service is stateless: any number of replicas may share one Redis.
 
@@ -39,7 +39,6 @@ pub mod overrides;
 pub mod server;
 pub mod stats;
 pub mod sync;
-pub use tollgate_core::timefmt;
 
 #[cfg(test)]
 mod parity_tests;

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::input::{fleet_hash, Body, Place, Want, Who};
-use crate::timefmt;
+use tollgate_core::time::rfc3339;
 
 /// The longest an override may last: 366 days.
 pub const MAX_TTL_MS: u64 = 366 * 86_400_000;
@@ -91,8 +91,8 @@ impl Override {
             "id": self.id,
             "kind": self.kind.name(),
             "target": self.target,
-            "created_at": timefmt::format_ms(self.created_ms),
-            "expires_at": timefmt::format_ms(self.until_ms),
+            "created_at": rfc3339::format_ms(self.created_ms),
+            "expires_at": rfc3339::format_ms(self.until_ms),
             "until_ms": self.until_ms,
             "admin": self.admin,
             "reason": self.reason,
@@ -254,17 +254,19 @@ pub fn parse_new(body: NewOverride, now_ms: u64) -> Result<(Override, Who), ApiE
         (Some(_), Some(_)) => return Err(ApiError::invalid("expires_at", "give either ttl or expires_at, not both")),
         (None, None) => return Err(ApiError::invalid("ttl", "one of ttl (e.g. \"10m\") or expires_at is required")),
         (Some(ttl), None) => {
-            let d =
-                tollgate_core::duration::Duration::parse(ttl).map(|d| d.as_millis()).filter(|ms| *ms > 0).ok_or_else(
-                    || ApiError::invalid("ttl", format!("{ttl:?}: must be a duration like 90s, 10m, 2h or 7d")),
-                )?;
+            let d = tollgate_core::time::duration::Duration::parse(ttl)
+                .map(|d| d.as_millis())
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| {
+                    ApiError::invalid("ttl", format!("{ttl:?}: must be a duration like 90s, 10m, 2h or 7d"))
+                })?;
             if d > MAX_TTL_MS {
                 return Err(ApiError::invalid("ttl", "must be at most 366d"));
             }
             now_ms.saturating_add(d)
         }
         (None, Some(at)) => {
-            let t = timefmt::parse_rfc3339(at).ok_or_else(|| {
+            let t = rfc3339::parse_rfc3339(at).ok_or_else(|| {
                 ApiError::invalid("expires_at", format!("{at:?}: must be an RFC 3339 time like 2025-01-31T12:00:00Z"))
             })?;
             if t <= now_ms {
@@ -332,7 +334,7 @@ mod tests {
         let o = with(json!({"kind": "allow_key", "target": "sk-secret", "ttl": "10m"}));
         assert_eq!(
             o.target.as_deref(),
-            Some(tollgate_core::hash::KeyHash::fleet(&[b"sk-secret"]).to_string().as_str())
+            Some(tollgate_core::engine::hash::KeyHash::fleet(&[b"sk-secret"]).to_string().as_str())
         );
         assert_eq!(o.until_ms, NOW + 600_000);
         let o = with(json!({"kind": "allow_ip", "target": "192.168.0.0/16", "expires_at": "2023-11-14T23:13:20Z"}));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tollgate_core::algorithm::{Algorithm, Decision, Nanos, Quota, State};
+use tollgate_core::engine::algorithm::{Algorithm, Decision, Nanos, Quota, State};
 use tollgate_e2e::http::Request;
 use tollgate_e2e::redis::Redis;
 

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use redis::Value;
 use serde_json::{json, Value as Json};
-use tollgate_core::algorithm::Decision;
+use tollgate_core::engine::algorithm::Decision;
 
 use crate::backend::{Backend, StoreError};
 use crate::counters::Counter;
-use crate::timefmt;
+use tollgate_core::time::rfc3339;
 
 /// How often each replica writes its buffered statistics to Redis.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -309,7 +309,7 @@ pub async fn read(backend: &Backend, top: usize) -> Result<Json, StoreError> {
     };
     let since_ms = crate::backend::text(&since).and_then(|s| s.parse::<u64>().ok());
     Ok(json!({
-        "since": since_ms.map(timefmt::format_ms),
+        "since": since_ms.map(rfc3339::format_ms),
         "totals": totals_json(None, &total),
         "rules": rules,
         "top_keys": list(0, "key"),
@@ -350,7 +350,7 @@ fn totals_json(rule: Option<&str>, t: &RuleTotals) -> Json {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use tollgate_core::algorithm::{Algorithm, Quota};
+    use tollgate_core::engine::algorithm::{Algorithm, Quota};
 
     fn counter(rule: &str, key: &str) -> Counter {
         Counter {

@@ -13,7 +13,7 @@ use tollgate_e2e::store::{Store, ADMIN_TOKEN, PROXY_TOKEN};
 
 /// The filter's own key hashing, compiled from its source: the store must hash a raw key
 /// exactly as proxies do for a rule keyed on `["api_key"]`.
-#[path = "../../src/hash.rs"]
+#[path = "../../src/engine/hash.rs"]
 #[allow(dead_code)]
 mod hash;
 

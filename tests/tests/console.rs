@@ -20,7 +20,7 @@ use tollgate_e2e::redis::Redis;
 use tollgate_e2e::store::{Store, ADMIN_TOKEN, PROXY_TOKEN};
 
 /// The filter's own key hashing, compiled from its source.
-#[path = "../../src/hash.rs"]
+#[path = "../../src/engine/hash.rs"]
 #[allow(dead_code)]
 mod hash;
 

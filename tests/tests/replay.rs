@@ -19,7 +19,7 @@ use tollgate_e2e::access_log::{envoy_json, envoy_text, jsonl, known, Entry};
 use tollgate_e2e::{repo_root, tollgatectl, TempDir};
 
 /// The filter's own key hashing, compiled from its source.
-#[path = "../../src/hash.rs"]
+#[path = "../../src/engine/hash.rs"]
 #[allow(dead_code)]
 mod hash;
 

@@ -15,9 +15,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 use std::rc::Rc;
 use stream::WasmStream;
-use tollgate_core::algorithm::Nanos;
+use tollgate_core::engine::algorithm::Nanos;
+use tollgate_core::engine::shared_store::{SharedStore, StoreError};
 use tollgate_core::filter::{Flow, Host, Step, StoreAnswer, StoreCall, Worker};
-use tollgate_core::shared_store::{SharedStore, StoreError};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);

@@ -38,9 +38,9 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::http::{constant_time_eq, now_ms, JsonBody};
 use crate::input::{fleet_hash, Body as JsonInput, Place, Want};
-use crate::timefmt;
 use session::{Keys, SameOrigin, Secure, Session};
 use state::{cannot_build, Console};
+use tollgate_core::time::rfc3339;
 
 /// The Content-Security-Policy of every `/ui` answer.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -164,7 +164,7 @@ async fn login(
     }
     let (session, cookie) = c.keys.issue(now_ms())?;
     let set = HeaderValue::from_str(&session::set_cookie(&cookie, secure)).map_err(|_| cannot_build("cookie"))?;
-    let mut r = Json(json!({"expires_at": timefmt::format_ms(session.expires_ms)})).into_response();
+    let mut r = Json(json!({"expires_at": rfc3339::format_ms(session.expires_ms)})).into_response();
     r.headers_mut().insert(header::SET_COOKIE, set);
     Ok(r)
 }
@@ -181,7 +181,7 @@ async fn logout(_: Session, secure: Secure) -> Result<Response, ApiError> {
 async fn session_info(s: Session, State(c): State<Console>) -> Json<Value> {
     Json(json!({
         "csrf": c.keys.csrf(&s),
-        "expires_at": timefmt::format_ms(s.expires_ms),
+        "expires_at": rfc3339::format_ms(s.expires_ms),
         "expires_ms": s.expires_ms,
         "now_ms": now_ms(),
         "version": env!("CARGO_PKG_VERSION"),

@@ -20,7 +20,7 @@ use super::state::Console;
 use crate::backend::StoreError;
 use crate::http::now_ms;
 use crate::metrics::Metrics;
-use crate::timefmt;
+use tollgate_core::time::rfc3339;
 
 /// How long the overview waits for Redis to answer PING.
 const PING_TIMEOUT: Duration = Duration::from_millis(500);
@@ -44,7 +44,7 @@ pub async fn overview(_: Session, State(c): State<Console>) -> Json<Value> {
     let now = now_ms();
     Json(json!({
             "now_ms": now,
-            "now": timefmt::format_ms(now),
+            "now": rfc3339::format_ms(now),
             "health": {
                 "store": "ok",
                 "uptime_s": c.app.started.elapsed().as_secs(),

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use tollgate_core::algorithm::Nanos;
+use tollgate_core::engine::algorithm::Nanos;
 
 use crate::app::App;
 use crate::error::ApiError;

@@ -9,7 +9,7 @@ pub use json::{decode, parse, Body, Place, Want};
 pub use query::{percent_decode, Query};
 
 use serde::Deserialize;
-use tollgate_core::hash::KeyHash;
+use tollgate_core::engine::hash::KeyHash;
 
 use crate::error::ApiError;
 

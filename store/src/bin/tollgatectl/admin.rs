@@ -128,7 +128,7 @@ fn s(v: &Value) -> String {
 }
 
 fn window(ms: &Value) -> String {
-    ms.as_u64().map(|m| tollgate_core::duration::Duration::from_millis(m).to_string()).unwrap_or_else(|| s(ms))
+    ms.as_u64().map(|m| tollgate_core::time::duration::Duration::from_millis(m).to_string()).unwrap_or_else(|| s(ms))
 }
 
 /// `tier pro; per-key-rpm=600 (burst 100)`, either part alone when the other is absent.

@@ -57,7 +57,7 @@ pub type Unreadable = String;
 /// A log time: RFC 3339 (`2025-01-31T12:00:00.123Z`, any fraction, `Z` or an offset), to ns
 /// since the epoch.
 pub fn parse_time(text: &str) -> Option<u64> {
-    let ms = tollgate_store::timefmt::parse_rfc3339(text)?;
+    let ms = tollgate_core::time::rfc3339::parse_rfc3339(text)?;
     // parse_rfc3339 keeps milliseconds: add the digits below them.
     let mut sub_ms = 0u64;
     if let Some(frac) = text.get(19..).and_then(|t| t.strip_prefix('.')) {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 use tollgate_core::limiter::RuleStatus;
-use tollgate_store::timefmt::format_ms;
+use tollgate_core::time::rfc3339::format_ms;
 
 use super::input::InputStats;
 use super::record::Record;

@@ -21,11 +21,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use tollgate_core::config::{Config, Scope, Unit};
-use tollgate_core::hash::KeyHash;
+use tollgate_core::engine::hash::KeyHash;
+use tollgate_core::engine::shared_store::{SharedStore, StoreError};
 use tollgate_core::limiter::{Limiter, Reply, Reservation, RuleOutcome, RuleStatus};
 use tollgate_core::llm::Usage;
 use tollgate_core::overrides::Overrides;
-use tollgate_core::shared_store::{SharedStore, StoreError};
 
 use super::record::Record;
 

@@ -14,10 +14,7 @@ mod token_bucket;
 #[cfg(test)]
 mod tests;
 
-/// Nanoseconds since the UNIX epoch (Envoy's clock).
-pub type Nanos = u64;
-
-pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+pub use crate::time::{Nanos, NANOS_PER_SEC};
 
 /// Which algorithm a rule uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

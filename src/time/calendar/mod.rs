@@ -18,16 +18,14 @@
 //! comparison under an uncontended lock (`Sync`, for the store's threads; never waited on).
 
 pub mod civil;
-mod parse;
 mod zone;
 
 #[cfg(test)]
 mod tests;
 
-pub use parse::{parse_rule_window, rule_window, CalendarSpan, DayOfMonth, Reset, TimeOfDay};
 pub use zone::Zone;
 
-use crate::algorithm::{Nanos, NANOS_PER_SEC};
+use crate::engine::algorithm::{Nanos, NANOS_PER_SEC};
 use std::sync::Mutex;
 use zone::DAY_SECS;
 
@@ -150,7 +148,7 @@ impl CalendarWindow {
     /// `n` not dividing 12 is taken as `Months(1)`. The config's way in is [`parse_rule_window`].
     pub fn new(cycle: Cycle, zone: Zone, at_minutes: u32, day: u32, weekday: Weekday) -> CalendarWindow {
         let cycle = match cycle {
-            Cycle::Months(n) if !parse::MONTH_COUNTS.contains(&n) => Cycle::Months(1),
+            Cycle::Months(n) if !MONTH_COUNTS.contains(&n) => Cycle::Months(1),
             c => c,
         };
         let mut window = CalendarWindow {
@@ -308,4 +306,36 @@ pub fn rfc3339_utc(ns: Nanos) -> String {
     let in_day = secs % 86_400;
     let (y, m, d) = civil::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", in_day / 3600, in_day / 60 % 60, in_day % 60)
+}
+
+/// Month counts a `Nmo` window may have: those that tile a year, so periods start in the same
+/// months every year (`3mo` = quarters from January, `12mo` = years).
+pub const MONTH_COUNTS: [u32; 6] = [1, 2, 3, 4, 6, 12];
+
+/// A `window` written in calendar units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalendarSpan {
+    /// `1d`.
+    Day,
+    /// `1w`.
+    Week,
+    /// `Nmo`, any positive N (validated against [`MONTH_COUNTS`] by [`parse_rule_window`]).
+    Months(u32),
+}
+
+impl CalendarSpan {
+    /// `1d`, `1w` or `<N>mo`; None for anything else (`7d`, `1h` and `0mo` included).
+    pub fn parse(text: &str) -> Option<CalendarSpan> {
+        match text {
+            "1d" => Some(CalendarSpan::Day),
+            "1w" => Some(CalendarSpan::Week),
+            _ => {
+                let digits = text.strip_suffix("mo")?;
+                if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                digits.parse().ok().filter(|n| *n > 0).map(CalendarSpan::Months)
+            }
+        }
+    }
 }

@@ -2,17 +2,13 @@
 //! `reset` (`{"timezone": "Europe/Berlin", "at": "00:00", "day": 1, "weekday": "mon"}`),
 //! with errors that name the field path like the rest of the config.
 
-use super::{CalendarWindow, Cycle, Weekday, Zone};
-use crate::config::de::from_value_at;
-use crate::config::values::one_of;
-use crate::config::ConfigError;
+use super::de::from_value_at;
+use super::values::one_of;
+use super::ConfigError;
+use crate::time::calendar::{CalendarSpan, CalendarWindow, Cycle, Weekday, Zone, MONTH_COUNTS};
 use serde::de::Error;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-
-/// Month counts a `Nmo` window may have: those that tile a year, so periods start in the same
-/// months every year (`3mo` = quarters from January, `12mo` = years).
-pub(super) const MONTH_COUNTS: [u32; 6] = [1, 2, 3, 4, 6, 12];
 
 /// A rule's `reset` section as written; which fields apply depends on the window
 /// ([`rule_window`]).
@@ -76,34 +72,6 @@ impl<'de> Deserialize<'de> for Weekday {
                 ("sun", Weekday::Sun),
             ],
         )
-    }
-}
-
-/// A `window` written in calendar units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CalendarSpan {
-    /// `1d`.
-    Day,
-    /// `1w`.
-    Week,
-    /// `Nmo`, any positive N (validated against [`MONTH_COUNTS`] by [`parse_rule_window`]).
-    Months(u32),
-}
-
-impl CalendarSpan {
-    /// `1d`, `1w` or `<N>mo`; None for anything else (`7d`, `1h` and `0mo` included).
-    pub fn parse(text: &str) -> Option<CalendarSpan> {
-        match text {
-            "1d" => Some(CalendarSpan::Day),
-            "1w" => Some(CalendarSpan::Week),
-            _ => {
-                let digits = text.strip_suffix("mo")?;
-                if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                digits.parse().ok().filter(|n| *n > 0).map(CalendarSpan::Months)
-            }
-        }
     }
 }
 

@@ -5,10 +5,15 @@
 //! charge loses a CAS race it re-reads and decides again; when the new decision denies, what
 //! this request already charged is refunded, so a denied request consumes no quota.
 
-use crate::algorithm::{Algorithm, Decision, Nanos, Quota, State};
-use crate::hash::KeyHash;
-use crate::shared_store::{SharedStore, StoreError};
-use crate::slot_table::{into_record, lookup, record_at, with_record, Lookup, Place, Record, SlotTable, RECORD_BYTES};
+pub mod algorithm;
+pub mod hash;
+pub mod shared_store;
+pub mod slot_table;
+
+use algorithm::{Algorithm, Decision, Nanos, Quota, State};
+use hash::KeyHash;
+use shared_store::{SharedStore, StoreError};
+use slot_table::{into_record, lookup, record_at, with_record, Lookup, Place, Record, SlotTable, RECORD_BYTES};
 
 /// CAS attempts per counter before giving up. Other writers won every one of them (so the
 /// counter is hot): the check then denies with a one-second Retry-After rather than admit
@@ -190,7 +195,7 @@ impl Engine {
                             allowed: false,
                             remaining: 0,
                             reset_after_ns: plan.decision.reset_after_ns,
-                            retry_after_ns: crate::algorithm::NANOS_PER_SEC,
+                            retry_after_ns: crate::engine::algorithm::NANOS_PER_SEC,
                         };
                     }
                 }

@@ -1,8 +1,8 @@
 //! Times in RFC 3339 in UTC (`2025-01-31T12:00:00.250Z`) to and from milliseconds since the
-//! epoch, with the core's civil-date arithmetic (`crate::calendar::civil`, after H. Hinnant's
+//! epoch, with the core's civil-date arithmetic (`crate::time::calendar::civil`, after H. Hinnant's
 //! `days_from_civil`).
 
-use crate::calendar::civil::{civil_from_days, days_from_civil, days_in_month};
+use crate::time::calendar::civil::{civil_from_days, days_from_civil, days_in_month};
 
 /// Latest accepted time: 9999-12-31T23:59:59.999Z.
 pub const MAX_MS: u64 = 253_402_300_799_999;
@@ -82,7 +82,7 @@ pub fn parse_time_or_ago(text: &str, now_ms: u64) -> Option<u64> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse::<u64>().ok().filter(|ms| *ms <= MAX_MS);
     }
-    let ago = crate::duration::Duration::parse(text)?;
+    let ago = crate::time::duration::Duration::parse(text)?;
     Some(now_ms.saturating_sub(ago.as_millis()))
 }
 

@@ -5,8 +5,9 @@
 //! parser's answers and errors.
 
 use super::civil::{civil_from_days, days_from_civil, weekday_from_days};
-use super::{parse_rule_window, rfc3339_utc, CalendarWindow, Cycle, Period, Weekday, Zone};
-use crate::algorithm::NANOS_PER_SEC;
+use super::{rfc3339_utc, CalendarWindow, Cycle, Period, Weekday, Zone};
+use crate::config::reset::parse_rule_window;
+use crate::engine::algorithm::NANOS_PER_SEC;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -49,12 +49,12 @@ fn store(deficit: u128, eff: Nanos) -> State {
 /// Integer helpers shared by all five algorithms (exact, saturating, never panicking).
 pub(super) mod arith {
     /// `a * b` widened; exact (two `u64` never overflow a `u128`).
-    pub(in crate::algorithm) fn mul(a: u64, b: u64) -> u128 {
+    pub(in crate::engine::algorithm) fn mul(a: u64, b: u64) -> u128 {
         u128::from(a).saturating_mul(u128::from(b))
     }
 
     /// `ceil(a / b)`, `None` when `b == 0` ("never").
-    pub(in crate::algorithm) fn ceil_div(a: u128, b: u128) -> Option<u128> {
+    pub(in crate::engine::algorithm) fn ceil_div(a: u128, b: u128) -> Option<u128> {
         let q = a.checked_div(b)?;
         let r = a.checked_rem(b)?;
         // q + 1 cannot overflow: r != 0 implies b >= 2, so q <= u128::MAX / 2.
@@ -62,12 +62,12 @@ pub(super) mod arith {
     }
 
     /// Clamp to `u64`.
-    pub(in crate::algorithm) fn sat_u64(x: u128) -> u64 {
+    pub(in crate::engine::algorithm) fn sat_u64(x: u128) -> u64 {
         u64::try_from(x).unwrap_or(u64::MAX)
     }
 
     /// `ceil(1000 * used / cap)` clamped to `0..=1000`; 0 exactly when `used == 0`.
-    pub(in crate::algorithm) fn permille(used: u128, cap: u128) -> u32 {
+    pub(in crate::engine::algorithm) fn permille(used: u128, cap: u128) -> u32 {
         if used == 0 {
             return 0;
         }
@@ -92,7 +92,7 @@ pub(super) mod arith {
 /// `limit` per ns). `d == 0` is full; `d > burst * window_ns` is debt.
 pub(super) mod fluid {
     use super::arith::{ceil_div, mul, permille, sat_u64};
-    use crate::algorithm::{Decision, Quota};
+    use crate::engine::algorithm::{Decision, Quota};
 
     fn window(q: &Quota) -> u64 {
         q.window_ns.max(1)
@@ -128,7 +128,7 @@ pub(super) mod fluid {
 
     /// Decide on `cost` with deficit `d` at the effective now; `lag` = effective now minus
     /// the caller's now. Returns the decision and the new deficit.
-    pub(in crate::algorithm) fn decide(d: u128, cost: u64, q: &Quota, lag: u64) -> (Decision, u128) {
+    pub(in crate::engine::algorithm) fn decide(d: u128, cost: u64, q: &Quota, lag: u64) -> (Decision, u128) {
         let need = mul(cost, window(q));
         // The largest deficit that still admits `cost`; None when cost > burst.
         let room = capacity(q).checked_sub(need);
@@ -149,7 +149,7 @@ pub(super) mod fluid {
 
     /// Forced charge (`delta > 0`, may go into debt) or refund (`delta < 0`, never above
     /// full).
-    pub(in crate::algorithm) fn adjust(d: u128, delta: i64, q: &Quota) -> u128 {
+    pub(in crate::engine::algorithm) fn adjust(d: u128, delta: i64, q: &Quota) -> u128 {
         let amount = mul(delta.unsigned_abs(), window(q));
         if delta >= 0 {
             d.saturating_add(amount)
@@ -158,7 +158,7 @@ pub(super) mod fluid {
         }
     }
 
-    pub(in crate::algorithm) fn pressure(d: u128, q: &Quota) -> u32 {
+    pub(in crate::engine::algorithm) fn pressure(d: u128, q: &Quota) -> u32 {
         permille(d, capacity(q))
     }
 }

@@ -16,9 +16,9 @@
 //! Record layout (`RECORD_BYTES` = 40): key hash (u64, 0 = empty), idle-at time (u64 ns),
 //! algorithm state (24 bytes). All little-endian.
 
-use crate::algorithm::{Nanos, State};
-use crate::hash::KeyHash;
-use crate::shared_store::{SharedStore, StoreError};
+use crate::engine::algorithm::{Nanos, State};
+use crate::engine::hash::KeyHash;
+use crate::engine::shared_store::{SharedStore, StoreError};
 
 pub const WAYS: usize = 8;
 pub const RECORD_BYTES: usize = 40;
