@@ -12,7 +12,7 @@ use serde_json::Value;
 use tollgate_core::engine::algorithm::{Algorithm, Decision, Quota, State};
 use tollgate_core::config::{ApiKeyConfig, Config, Estimate, HeaderFormat, LlmConfig, Price, Rule, Unit};
 use tollgate_core::time::duration::Duration;
-use tollgate_core::keys::{self, KeySource};
+use tollgate_core::request::keys::{self, KeySource};
 use tollgate_core::limiter::{self, Limiter, Reply};
 use tollgate_core::llm::json_scan::JsonScanner;
 use tollgate_core::llm::sse::{Forward, SseReader};

@@ -7,13 +7,14 @@
 
 mod compile;
 pub(crate) mod de;
+mod match_section;
 mod raw;
 pub mod reset;
 pub(crate) mod values;
 
 use crate::engine::algorithm::{Algorithm, Quota};
-use crate::keys::KeySource;
-use crate::matcher::Matcher;
+use crate::request::keys::KeySource;
+use crate::request::matcher::Matcher;
 use crate::time::duration::Duration;
 use serde_json::Value;
 
@@ -148,13 +149,7 @@ impl Rule {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct ApiKeyConfig {
-    /// Lower-case header names, tried in order.
-    pub headers: Vec<String>,
-    /// Query parameters, tried in order after the headers.
-    pub query: Vec<String>,
-}
+pub use crate::request::keys::ApiKeyConfig;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TierConfig {
@@ -273,7 +268,7 @@ pub struct Config {
     pub throttle_queue: u32,
     /// Static allow-lists: raw API keys and address blocks that no rule limits.
     pub allow_keys: Vec<String>,
-    pub allow_ips: Vec<crate::overrides::Cidr>,
+    pub allow_ips: Vec<crate::request::cidr::Cidr>,
     /// Envoy runs the filter with `allow_on_headers_stop_iteration: true`: a request whose
     /// rules read the body keeps its headers until Tollgate decides. Without that Envoy flag
     /// (an Istio WasmPlugin) the headers go on first and the decision follows the body.

@@ -8,9 +8,9 @@ use super::values::{
 };
 use super::{ErrorFormat, Estimate, FailureMode, HeaderFormat, MissingKey, Scope, Strategy, Sync, Unit};
 use crate::engine::algorithm::Algorithm;
-use crate::keys::KeySource;
-use crate::matcher::Matcher;
-use crate::overrides::Cidr;
+use crate::request::cidr::Cidr;
+use crate::request::keys::KeySource;
+use crate::request::matcher::Matcher;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -4,8 +4,8 @@
 
 use super::{ErrorFormat, Estimate, FailureMode, HeaderFormat, MissingKey, Scope, Strategy, Sync, Unit};
 use crate::engine::algorithm::Algorithm;
-use crate::keys::KeySource;
-use crate::overrides::Cidr;
+use crate::request::cidr::Cidr;
+use crate::request::keys::KeySource;
 use crate::time::duration::Duration;
 use serde::de::{Error, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};

@@ -5,8 +5,8 @@
 
 use super::{Host, StoreAnswer, StoreCall};
 use crate::engine::algorithm::Nanos;
+use crate::global::lease::{self, IndexEntry};
 use crate::global::{self, GlobalCheck};
-use crate::lease::{self, IndexEntry};
 use crate::limiter::Limiter;
 
 /// An expired, empty lease leaves the index after this many sync intervals without use.

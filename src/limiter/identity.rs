@@ -5,8 +5,8 @@
 
 use super::Limiter;
 use crate::engine::hash::KeyHash;
-use crate::keys::{api_key, KeyPart, KeySource};
 use crate::overrides::Overrides;
+use crate::request::keys::{api_key, KeyPart, KeySource};
 use crate::request::Request;
 use serde_json::Value;
 use std::borrow::Cow;

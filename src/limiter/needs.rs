@@ -3,7 +3,7 @@
 //! rules), the response's usage.
 
 use crate::config::{Config, Rule, Scope, Sync};
-use crate::keys::KeySource;
+use crate::request::keys::KeySource;
 
 /// Why a rule needs the request body.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

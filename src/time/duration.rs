@@ -1,6 +1,6 @@
 //! Durations as written in the config: an integer and a unit (`250ms`, `10s`, `1m`, `1h`, `1d`).
 
-use crate::engine::algorithm::NANOS_PER_SEC;
+use crate::time::NANOS_PER_SEC;
 
 /// A span of time in nanoseconds, parsed from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,5 +1,5 @@
 //! The proxy API (Bearer proxy token): `POST /v1/check`, `POST /v1/lease`, `POST /v1/adjust`,
-//! and `GET /v1/sync`. Bodies and answers are the core's wire types (`tollgate_core::wire`, the
+//! and `GET /v1/sync`. Bodies and answers are the core's wire types (`tollgate_core::global::wire`, the
 //! same the filter writes and reads); this module validates what they carry (every error names
 //! the field) and answers.
 
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tollgate_core::engine::algorithm::{Algorithm, Quota};
-use tollgate_core::wire::{self, AdjustRequest, CheckRequest, LeaseRequest};
+use tollgate_core::global::wire::{self, AdjustRequest, CheckRequest, LeaseRequest};
 
 use crate::app::App;
 use crate::counters::Counter;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tollgate_core::wire::{self, Object};
+use tollgate_core::global::wire::{self, Object};
 
 use crate::error::ApiError;
 use crate::input::{check_name, Body, Place, Want, Who};

@@ -4,7 +4,7 @@
 //!
 //! - `server`: the router, every route in one place (and `run` below: listen, serve, stop);
 //! - the handlers: `api` (the proxy API: check, lease, adjust, sync; its JSON is
-//!   `tollgate_core::wire`, the filter's own types), `admin` (the admin API), `console` (the
+//!   `tollgate_core::global::wire`, the filter's own types), `admin` (the admin API), `console` (the
 //!   web console at `/ui`: a session cookie for the admin token, embedded HTML/CSS/JS, and
 //!   `/ui/api/v1/...` calls that reach the admin API in process);
 //! - `http`: what the handlers share: extractors (tokens, clock, key, who, JSON bodies) and the

@@ -17,7 +17,7 @@
 //! ```
 
 use axum::http::{header, HeaderMap};
-use tollgate_core::wire::{AllowIp, AllowKey, Expiry, SyncDocument, SyncGrant};
+use tollgate_core::global::wire::{AllowIp, AllowKey, Expiry, SyncDocument, SyncGrant};
 
 use crate::key_limits::KeyLimits;
 use crate::overrides::{Grant, Kind, Override};

@@ -25,7 +25,7 @@ mod tests;
 
 pub use zone::Zone;
 
-use crate::engine::algorithm::{Nanos, NANOS_PER_SEC};
+use crate::time::{Nanos, NANOS_PER_SEC};
 use std::sync::Mutex;
 use zone::DAY_SECS;
 

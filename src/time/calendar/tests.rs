@@ -7,7 +7,7 @@
 use super::civil::{civil_from_days, days_from_civil, weekday_from_days};
 use super::{rfc3339_utc, CalendarWindow, Cycle, Period, Weekday, Zone};
 use crate::config::reset::parse_rule_window;
-use crate::engine::algorithm::NANOS_PER_SEC;
+use crate::time::NANOS_PER_SEC;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use std::collections::BTreeMap;
-    use tollgate_core::wire::Object;
+    use tollgate_core::global::wire::Object;
 
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]

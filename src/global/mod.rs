@@ -2,9 +2,11 @@
 //! answer. (What it does when the store cannot answer is `filter::failure_mode`; leases are
 //! `lease`.) Pure: the host dispatches the HTTP calls.
 
+pub mod lease;
+pub mod wire;
+
 use crate::engine::algorithm::{Algorithm, Decision, Quota};
 use crate::engine::hash::KeyHash;
-use crate::wire;
 
 /// One global counter to check (strict) or lease from (batched).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,9 @@
 //! A read-only view of one request, built by the filter from the headers the host gave.
 
+pub mod cidr;
+pub mod keys;
+pub mod matcher;
+
 use serde_json::Value;
 
 /// A header value as text, without losing a byte, so that values differing in any byte never
@@ -106,7 +110,7 @@ impl<'a> Request<'a> {
     /// when there is no token or it is malformed.
     pub fn jwt_payload(&self) -> Option<Value> {
         let auth = self.header("authorization")?;
-        let token = crate::keys::strip_bearer(auth).trim();
+        let token = crate::request::keys::strip_bearer(auth).trim();
         let mut parts = token.split('.');
         let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
         if parts.next().is_some() || payload.len() > 16 * 1024 {

@@ -1,7 +1,15 @@
 //! Key sources (contract §1.1) and their extraction from a request.
 
-use crate::config::ApiKeyConfig;
-use crate::request::Request;
+use super::Request;
+
+/// Where the `api_key` key source looks (`api_key` in the configuration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKeyConfig {
+    /// Lower-case header names, tried in order.
+    pub headers: Vec<String>,
+    /// Query parameters, tried in order after the headers.
+    pub query: Vec<String>,
+}
 
 /// Where one part of a counter key comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
