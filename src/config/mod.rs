@@ -293,11 +293,6 @@ impl Config {
     pub fn from_value(v: &Value) -> Result<Config, ConfigError> {
         compile::config(de::from_value_at(v, "")?)
     }
-
-    /// Whether any enabled rule needs the client IP (so the glue asks the host for it).
-    pub fn needs(&self, pred: impl Fn(&KeySource) -> bool) -> bool {
-        self.rules.iter().filter(|r| r.enabled).any(|r| r.key.iter().any(&pred))
-    }
 }
 
 #[cfg(test)]
