@@ -15,12 +15,6 @@ fn upstream_requests(envoy: &Envoy) -> u64 {
     stats.lines().find_map(|l| l.strip_prefix("cluster.upstream.upstream_rq_total: ")?.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Requests the upstream served (read whole and answered).
-fn served(llm: &MockLlm) -> u64 {
-    let r = tollgate_e2e::http::get(&format!("http://127.0.0.1:{}/__mock/stats", llm.port)).unwrap();
-    r.json()["requests"].as_u64().unwrap()
-}
-
 fn post(envoy: &Envoy, path: &str, key: &str, body: serde_json::Value) -> Response {
     Request::post(&envoy.url(path), &body.to_string()).header("x-api-key", key).send().unwrap()
 }
@@ -33,12 +27,12 @@ fn body_keys_limit_alike_in_both_modes_and_a_denied_request_is_never_served() {
     for mode in EnvoyMode::BOTH {
         let envoy = Envoy::standalone_in(mode, &config.to_string(), llm.port);
         assert_eq!(post(&envoy, "/v1/jobs", "k", json!({"user": "u1"})).status, 200, "{mode:?}");
-        let before = served(&llm);
+        let before = llm.requests();
         let denied = post(&envoy, "/v1/jobs", "k", json!({"user": "u1"}));
         assert_eq!(denied.status, 429, "{mode:?}: the body key limits");
         assert_eq!(denied.json()["error"]["rule"], "per-user");
         assert!(denied.header("retry-after").is_some());
-        assert_eq!(served(&llm), before, "{mode:?}: the upstream never served the denied request");
+        assert_eq!(llm.requests(), before, "{mode:?}: the upstream never served the denied request");
         assert_eq!(post(&envoy, "/v1/jobs", "k", json!({"user": "u2"})).status, 200, "{mode:?}: another user");
     }
 }
@@ -70,11 +64,11 @@ fn what_the_upstream_sees_of_a_request_a_body_rule_denies() {
     let big = json!({"model": "gpt-4o", "max_tokens": 50, "messages": []});
     for mode in EnvoyMode::BOTH {
         let envoy = Envoy::standalone_in(mode, &config.to_string(), llm.port);
-        let (started, served_before) = (upstream_requests(&envoy), served(&llm));
+        let (started, served_before) = (upstream_requests(&envoy), llm.requests());
         let denied = post(&envoy, "/v1/chat/completions", "sk-b", big.clone());
         assert_eq!(denied.status, 429, "{mode:?}: 50 tokens reserved do not fit in 10");
         assert_eq!(denied.json()["error"]["type"], "tokens");
-        assert_eq!(served(&llm), served_before, "{mode:?}: never served");
+        assert_eq!(llm.requests(), served_before, "{mode:?}: never served");
         // Documented: with the flag the upstream sees nothing; without it (a WasmPlugin), it
         // may have seen the headers (when Envoy had a connection ready), then a reset before
         // the body.

@@ -3,32 +3,8 @@
 
 use serde_json::json;
 use tollgate_e2e::http::{Request, Response};
+use tollgate_e2e::keys::{jwt, per_key_config};
 use tollgate_e2e::{Envoy, MockLlm};
-
-fn one_per_key(key: &[&str], extra: serde_json::Value) -> String {
-    let mut config =
-        json!({"rules": [{"name": "k", "key": key, "algorithm": "fixed_window", "limit": 1, "window": "1h"}]});
-    for (k, v) in extra.as_object().unwrap() {
-        config[k] = v.clone();
-    }
-    config.to_string()
-}
-
-fn jwt(payload: &str) -> String {
-    let b64 = |s: &str| {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let bytes = s.as_bytes();
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    };
-    format!("Bearer {}.{}.sig", b64("{\"alg\":\"none\"}"), b64(payload))
-}
 
 fn statuses(reqs: Vec<Request>) -> Vec<u16> {
     reqs.into_iter().map(|r| r.send().unwrap().status).collect()
@@ -37,10 +13,10 @@ fn statuses(reqs: Vec<Request>) -> Vec<u16> {
 #[test]
 fn jwt_claims_key_requests_and_malformed_tokens_count_as_missing() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key(&["jwt:sub"], json!({})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["jwt:sub"], 1, json!({})), llm.port);
     let get = |auth: &str| Request::get(&envoy.url("/")).header("authorization", auth);
-    let alice = jwt(r#"{"sub":"alice"}"#);
-    let bob = jwt(r#"{"sub":"bob"}"#);
+    let alice = jwt(&json!({"sub": "alice"}));
+    let bob = jwt(&json!({"sub": "bob"}));
     assert_eq!(statuses(vec![get(&alice), get(&alice), get(&bob)]), vec![200, 429, 200]);
     // Malformed tokens lack the key: they share the missing-key counter.
     assert_eq!(statuses(vec![get("Bearer not.a.jwt!"), get("Bearer x")]), vec![200, 429]);
@@ -50,7 +26,7 @@ fn jwt_claims_key_requests_and_malformed_tokens_count_as_missing() {
 fn cookie_query_and_forwarded_for_keys() {
     let llm = MockLlm::start();
     let envoy = Envoy::standalone(
-        &one_per_key(&["cookie:session", "query:team", "ip"], json!({"client_ip": {"trusted_hops": 1}})),
+        &per_key_config(&["cookie:session", "query:team", "ip"], 1, json!({"client_ip": {"trusted_hops": 1}})),
         llm.port,
     );
     let req = |path: &str, cookie: &str, xff: &str| {
@@ -69,7 +45,7 @@ fn cookie_query_and_forwarded_for_keys() {
 #[test]
 fn body_field_keys_and_the_body_cap() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key(&["body:/user/id"], json!({"max_body_bytes": 4096})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["body:/user/id"], 1, json!({"max_body_bytes": 4096})), llm.port);
     let post = |body: String| Request::post(&envoy.url("/v1/jobs"), &body);
     let small = |id: &str| json!({"user": {"id": id}, "pad": "x"}).to_string();
     assert_eq!(statuses(vec![post(small("u1")), post(small("u1")), post(small("u2"))]), vec![200, 429, 200]);

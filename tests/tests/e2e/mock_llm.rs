@@ -1,5 +1,4 @@
 //! Tests of the `mock-llm` upstream (see docs/mock-llm.md), over raw TCP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -12,27 +12,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{json, Value};
 use tollgate_e2e::access_log::{envoy_json, envoy_text, jsonl, known, Entry};
-use tollgate_e2e::{repo_root, tollgatectl, TempDir};
-
-/// The filter's own key hashing, compiled from its source.
-#[path = "../../src/hash.rs"]
-#[allow(dead_code)]
-mod hash;
-
-fn fleet(raw: &str) -> String {
-    hash::KeyHash::fleet(&[raw.as_bytes()]).to_string()
-}
+use tollgate_e2e::ctl::run as ctl;
+use tollgate_e2e::{fleet_hash, repo_root, TempDir};
 
 /// 2025-12-01T00:00:00Z: a whole minute (fixed windows align to the epoch).
 const START_MS: u64 = 1_764_547_200_000;
-
-fn ctl(args: &[&str]) -> Output {
-    Command::new(tollgatectl()).args(args).current_dir(repo_root()).output().unwrap()
-}
 
 fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
@@ -95,7 +83,7 @@ mod known_outcome {
         assert_eq!((rule["allowed"].clone(), rule["denied"].clone()), (json!(330), json!(220)), "{what}: {rule}");
         assert_eq!(
             rule["top_denied_keys"],
-            json!([{"key": fleet("10.0.0.2"), "denied": 180}, {"key": fleet("10.0.0.4"), "denied": 40}]),
+            json!([{"key": fleet_hash("10.0.0.2"), "denied": 180}, {"key": fleet_hash("10.0.0.4"), "denied": 40}]),
             "{what}"
         );
         assert_eq!(rule["first_denial"], rfc(START_MS + 30_000), "{what}");
@@ -145,7 +133,10 @@ mod known_outcome {
         );
         let v = replay_json(&["--config", s(&config), s(&log)]);
         let top = &v["new"]["rules"][0]["top_denied_keys"];
-        assert_eq!(top, &json!([{"key": fleet("sk-double"), "denied": 180}, {"key": fleet("sk-burst"), "denied": 40}]));
+        assert_eq!(
+            top,
+            &json!([{"key": fleet_hash("sk-double"), "denied": 180}, {"key": fleet_hash("sk-burst"), "denied": 40}])
+        );
         let o = ctl(&["replay", "--config", s(&config), s(&log)]);
         let (out, _) = text(&o);
         assert!(!out.contains("sk-double"), "raw keys only with --show-keys:\n{out}");
@@ -171,9 +162,9 @@ mod known_outcome {
             json!([{"from": "denied 429", "to": "allowed", "rule": "per-client", "requests": 160}])
         );
         let by_key = c["by_key"].as_array().unwrap();
-        assert_eq!(by_key[0]["key"], fleet("10.0.0.2"));
+        assert_eq!(by_key[0]["key"], fleet_hash("10.0.0.2"));
         assert_eq!(by_key[0]["requests"], 120);
-        assert_eq!(by_key[1]["key"], fleet("10.0.0.4"));
+        assert_eq!(by_key[1]["key"], fleet_hash("10.0.0.4"));
         assert_eq!(by_key[1]["requests"], 40);
         assert_eq!(c["examples"][0]["time"], rfc(START_MS + 30_000), "the first change: the 61st request");
         // Reversed, the same requests change the other way.
@@ -199,7 +190,7 @@ mod known_outcome {
         assert_eq!(v["new"]["outcomes"], json!({"allowed": 550}), "a shadow rule never denies");
         let rule = &v["new"]["rules"][0];
         assert_eq!((rule["shadow_denied"].clone(), rule["denied"].clone()), (json!(220), json!(0)));
-        assert_eq!(rule["top_denied_keys"][0], json!({"key": fleet("10.0.0.2"), "denied": 180}));
+        assert_eq!(rule["top_denied_keys"][0], json!({"key": fleet_hash("10.0.0.2"), "denied": 180}));
         let throttle = write(
             &dir,
             "throttle.json",
@@ -382,7 +373,7 @@ mod envoy {
         assert_eq!(logged_429, 4);
         assert_eq!(
             v["new"]["rules"][0]["top_denied_keys"],
-            json!([{"key": fleet("sk-alpha"), "denied": 3}, {"key": fleet("sk-gamma"), "denied": 1}])
+            json!([{"key": fleet_hash("sk-alpha"), "denied": 3}, {"key": fleet_hash("sk-gamma"), "denied": 1}])
         );
         // The default text format reads too; it has no API key, so every request shares the
         // rule's missing-key counter (missing_key: shared) and 5 of them pass.

@@ -2,28 +2,14 @@
 //! key status of fleet-hashed keys, per-key limits, reset, the audit log, bounded statistics,
 //! and no raw key anywhere in Redis.
 //! Needs `cargo build -p tollgate-store` and redis-server (`make setup`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tollgate_e2e::http::{Request, Response};
 use tollgate_e2e::redis::{Redis, Resp};
 use tollgate_e2e::store::{Store, ADMIN_TOKEN, PROXY_TOKEN};
-
-/// The filter's own key hashing, compiled from its source: the store must hash a raw key
-/// exactly as proxies do for a rule keyed on `["api_key"]`.
-#[path = "../../src/hash.rs"]
-#[allow(dead_code)]
-mod hash;
-
-fn fleet(raw: &str) -> String {
-    hash::KeyHash::fleet(&[raw.as_bytes()]).to_string()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use tollgate_e2e::{fleet_hash, now_ms};
 
 /// Percent-encode a path segment or query value.
 fn enc(text: &str) -> String {
@@ -97,7 +83,7 @@ fn admin_calls_without_the_admin_token_are_401_and_change_nothing() {
     let redis = Redis::start();
     let s = Store::start(&redis.url(), &[]);
     let key = "sk-auth-test";
-    check(&s, json!([counter("rpm", &fleet(key), "fixed_window", 10, 86_400_000, 4)]));
+    check(&s, json!([counter("rpm", &fleet_hash(key), "fixed_window", 10, 86_400_000, 4)]));
     let before = redis.keys();
     for (method, path, body) in admin_calls(key) {
         for auth in [
@@ -243,7 +229,7 @@ fn invalid_admin_requests_are_400_naming_the_field() {
     assert!(audit(&s, "").is_empty());
     assert!(redis.keys().is_empty(), "{:?}", redis.keys());
     // Proxies' optional stats fields are validated too.
-    let mut c = counter("r", &fleet("k"), "gcra", 5, 1000, 1);
+    let mut c = counter("r", &fleet_hash("k"), "gcra", 5, 1000, 1);
     c["ip"] = "10.0.0.256".into();
     let r = s.post("/v1/check", &json!({ "checks": [c] }));
     assert_eq!(r.status, 400);
@@ -255,7 +241,7 @@ fn key_status_shows_the_usage_of_fleet_hashed_keys_and_reset_clears_it() {
     let redis = Redis::start();
     let s = Store::start(&redis.url(), &[]);
     let raw = "sk-live-status/with+odd chars";
-    let h = fleet(raw);
+    let h = fleet_hash(raw);
     let path = |what: &str| format!("/v1/keys/{}/{what}", enc(raw));
     // No counter yet.
     let v = admin(&s, "GET", &path("status"), None, 200);
@@ -334,7 +320,7 @@ fn key_status_shows_the_usage_of_fleet_hashed_keys_and_reset_clears_it() {
 fn per_key_limits_are_set_read_and_removed_and_reach_the_sync_document() {
     let redis = Redis::start();
     let s = Store::start(&redis.url(), &[]);
-    let h = fleet("sk-limits");
+    let h = fleet_hash("sk-limits");
     let empty = admin(&s, "GET", "/v1/keys/sk-limits/limits", None, 200);
     assert_eq!(empty, json!({"key": h, "tier": null, "limits": {}, "updated_at": null}));
     let body = json!({"tier": "pro", "limits": {"per-key-rpm": {"limit": 600, "burst": 100}, "tpm": {"limit": 5000}},
@@ -434,7 +420,7 @@ fn the_audit_log_records_every_write_and_filters_by_key_admin_and_time() {
     let reasons =
         |q: &str| -> Vec<String> { audit(&s, q).iter().map(|e| e["reason"].as_str().unwrap().into()).collect() };
     assert_eq!(reasons("?key=sk-a"), ["r4", "r2", "r1"]);
-    assert_eq!(reasons(&format!("?key_hash={}", fleet("sk-a"))), ["r4", "r2", "r1"]);
+    assert_eq!(reasons(&format!("?key_hash={}", fleet_hash("sk-a"))), ["r4", "r2", "r1"]);
     assert_eq!(audit(&s, "?key=sk-b")[0]["action"], "key.reset");
     // By admin, by action.
     assert_eq!(reasons("?admin=alice"), ["r3", "r1"]);
@@ -467,7 +453,7 @@ fn stats_count_decisions_and_keep_the_top_lists_bounded() {
             .collect();
         assert_eq!(check(&s, json!(checks))["allowed"], false);
     }
-    let heavy = fleet("sk-abuser");
+    let heavy = fleet_hash("sk-abuser");
     for _ in 0..6 {
         let mut c = counter("per-key-rpm", &heavy, "token_bucket", 1, 1000, 2);
         c["ip"] = "2001:db8::bad".into();
@@ -560,7 +546,7 @@ fn no_raw_key_reaches_redis() {
     let redis = Redis::start();
     let s = Store::start(&redis.url(), &[]);
     let raw = "sk-live-RAWSECRET-0123456789";
-    let h = fleet(raw);
+    let h = fleet_hash(raw);
     let mut c = counter("per-key-rpm", &h, "token_bucket", 1, 60_000, 1);
     c["ip"] = "198.51.100.7".into();
     c["endpoint"] = "/v1/chat/completions".into();
@@ -594,7 +580,7 @@ fn the_admin_plane_works_on_redis_cluster() {
     // {KEYHASH}): every multi-key script and command stays within one slot.
     let cluster = tollgate_e2e::redis::Cluster::start(3);
     let s = Store::start(&cluster.url(), &[]);
-    let h = fleet("sk-cluster");
+    let h = fleet_hash("sk-cluster");
     let mut c = counter("per-key-rpm", &h, "token_bucket", 1, 60_000, 1);
     c["ip"] = "192.0.2.1".into();
     check(&s, json!([c.clone()]));

@@ -15,18 +15,10 @@
 //! and chromium-driver (`make setup`).
 
 use serde_json::{json, Value};
+use tollgate_e2e::fleet_hash;
 use tollgate_e2e::http::{Request, Response};
 use tollgate_e2e::redis::Redis;
 use tollgate_e2e::store::{Store, ADMIN_TOKEN, PROXY_TOKEN};
-
-/// The filter's own key hashing, compiled from its source.
-#[path = "../../src/hash.rs"]
-#[allow(dead_code)]
-mod hash;
-
-fn fleet(raw: &str) -> String {
-    hash::KeyHash::fleet(&[raw.as_bytes()]).to_string()
-}
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -215,7 +207,7 @@ mod http_surface {
         // With all three: the admin API's own answer, audited like any admin write.
         let added = c.write("POST", "/ui/api/v1/overrides", Some(grant));
         assert_eq!(added.status, 201, "{}", added.text());
-        assert_eq!(added.json()["target"], fleet("sk-csrf"));
+        assert_eq!(added.json()["target"], fleet_hash("sk-csrf"));
         assert_eq!(added.header("cache-control"), Some("no-store"));
         let audit = admin_api(&store, "GET", "/v1/audit?action=override.add", None).json();
         assert_eq!(audit["entries"][0]["reason"], "csrf test");
@@ -234,7 +226,7 @@ mod http_surface {
         assert_eq!(list.json()["overrides"].as_array().unwrap().len(), 1);
         // The raw key is hashed on a POST (never in a URL).
         let h = c.write("POST", "/ui/api/hash", Some(json!({"key": "sk-csrf"})));
-        assert_eq!(h.json()["key"], fleet("sk-csrf"));
+        assert_eq!(h.json()["key"], fleet_hash("sk-csrf"));
         // Only the admin API: not the proxies' sync, not the proxy API.
         assert_eq!(c.send("GET", "/ui/api/v1/sync", None, &[]).status, 404);
         assert_eq!(c.write("POST", "/ui/api/v1/check", Some(json!({"checks": []}))).status, 404);
@@ -417,7 +409,7 @@ mod browser {
         // decisions per second while traffic flows.
         let rules = b.wait_text("#ov-rules tbody", |t| t.contains("fleet-rpm"));
         assert!(rules.contains("fleet-rpm"), "{rules}");
-        b.wait_text("#ov-top-keys tbody", |t| t.contains(&fleet(KEY)));
+        b.wait_text("#ov-top-keys tbody", |t| t.contains(&fleet_hash(KEY)));
         b.wait_text("#ov-proxies tbody", |t| t.contains("127.0.0.1"));
         b.wait_text("#ov-redis-list", |t| t.contains("answering"));
         let stop = AtomicBool::new(false);
@@ -446,7 +438,7 @@ mod browser {
         page(&b, &s, "#/keys");
         b.type_into(&b.find("#key-input"), KEY);
         b.click(&b.find("#key-form button[type=submit]"));
-        let hash = fleet(KEY);
+        let hash = fleet_hash(KEY);
         b.wait_text("#key-hash", |t| t == hash);
         let counters = b.wait_text("#key-rules tbody", |t| t.contains("fleet-rpm"));
         assert!(counters.contains("0 of 3"), "remaining 0 of 3: {counters}");

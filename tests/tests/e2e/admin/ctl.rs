@@ -1,39 +1,17 @@
 //! The admin plane through `tollgatectl` (the real binary) and the proxies' `GET /v1/sync`:
 //! overrides added, listed and removed with the CLI expire to the second in both; the sync
 //! endpoint answers 304 while nothing changed; errors are one line with the right exit code.
-//! Needs `cargo build -p tollgate-store --bins` and redis-server (`make setup`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Builds tollgatectl itself; needs `cargo build -p tollgate-store` and redis-server (`make setup`).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Output;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tollgate_e2e::ctl::{run_env as ctl_env, stderr, stdout};
 use tollgate_e2e::http::{Request, Response};
+use tollgate_e2e::now_ms;
 use tollgate_e2e::redis::Redis;
 use tollgate_e2e::store::{Store, ADMIN_TOKEN, PROXY_TOKEN};
-use tollgate_e2e::{repo_root, workspace_bin};
-
-/// The built `tollgatectl`, or a failure saying how to build it (also when it is older than
-/// its sources: a stale binary would test old code). Not built from here: a `cargo build`
-/// inside the test would wait for every other cargo process sharing `target/`.
-fn tollgatectl() -> PathBuf {
-    let bin = workspace_bin("tollgatectl");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap();
-    let root = repo_root();
-    let mut sources = vec![root.join("store/src/bin/tollgatectl.rs")];
-    sources.extend(std::fs::read_dir(root.join("store/src/ctl")).unwrap().map(|e| e.unwrap().path()));
-    for src in sources {
-        let modified = std::fs::metadata(&src).and_then(|m| m.modified()).unwrap();
-        assert!(
-            built >= modified,
-            "{} is older than {}: run `cargo build -p tollgate-store --bins`",
-            bin.display(),
-            src.display()
-        );
-    }
-    bin
-}
 
 /// Run tollgatectl against `store` (URL and token from the environment, as operators would).
 fn ctl(store: &Store, args: &[&str]) -> Output {
@@ -41,18 +19,6 @@ fn ctl(store: &Store, args: &[&str]) -> Output {
         args,
         &[("TOLLGATE_STORE_URL", &store.url("")), ("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN), ("TOLLGATE_ADMIN", "ops")],
     )
-}
-
-fn ctl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(tollgatectl()).args(args).env_clear().envs(env.iter().copied()).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Run and require exit 0; the stdout.
@@ -66,10 +32,6 @@ fn ok_json(store: &Store, args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
     serde_json::from_str(&ok(store, &a)).unwrap()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 fn sync(s: &Store, etag: Option<&str>) -> Response {

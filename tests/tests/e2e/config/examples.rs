@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tollgate_e2e::http::{Request, Response};
+use tollgate_e2e::keys::jwt;
 use tollgate_e2e::{read, Envoy, MockLlm};
 
 /// Windows are aligned to the UNIX epoch; a burst that straddles a minute boundary would see
@@ -66,31 +67,6 @@ fn assert_missing_key(r: &Response, rule: &str) {
     assert_eq!(body["error"]["rule"], rule, "{body}");
 }
 
-/// An unsigned JWT (jwt_authn checks signatures in a real deployment; Tollgate only reads
-/// the payload).
-fn jwt(claims: &Value) -> String {
-    format!("Bearer {}.{}.sig", b64url(br#"{"alg":"none"}"#), b64url(claims.to_string().as_bytes()))
-}
-
-fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// How many requests the mock upstream has answered (denied requests never reach it).
-fn upstream_requests(llm: &MockLlm) -> u64 {
-    let r = tollgate_e2e::http::get(&format!("http://127.0.0.1:{}/__mock/stats", llm.port)).unwrap();
-    r.json()["requests"].as_u64().unwrap()
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /// Seed: slowapi on a vLLM batch API, `10/minute` on POST /v1/batches and `20/minute` on
@@ -145,7 +121,7 @@ fn slowapi_per_ip_limits_each_endpoint_per_forwarded_client_address() {
     assert_eq!(health.status, 200);
     assert_eq!(health.header("ratelimit"), None);
     // Denied requests never reached the upstream: 10 + 1 + 1 + 1 + 20 + 1 + 1 allowed.
-    assert_eq!(upstream_requests(&llm), 35);
+    assert_eq!(llm.requests(), 35);
 }
 
 /// Seed: role-based RPM per API key: admin 500, user 60, service 30 (a static key map, and
@@ -247,7 +223,7 @@ fn multi_window_applies_every_window_and_the_minute_bites_first() {
     assert_missing_key(&anonymous, "per-user-minute");
     let health = Request::get(&envoy.url("/healthz")).send().unwrap();
     assert_eq!((health.status, health.header("ratelimit")), (200, None));
-    assert_eq!(upstream_requests(&llm), 12);
+    assert_eq!(llm.requests(), 12);
 }
 
 /// Seed: the default rule set: global 1000/min, per user 100/min, per IP 50/min, expensive
@@ -308,7 +284,7 @@ fn default_rules_per_ip_bites_before_per_user_and_expensive_endpoints_at_ten() {
         let r = send("GET", path, Some("sk-b"), "13.13.13.13");
         assert_eq!((r.status, r.header("ratelimit")), (200, None), "{path}");
     }
-    assert_eq!(upstream_requests(&llm), 113 + 2);
+    assert_eq!(llm.requests(), 113 + 2);
 }
 
 /// Seed: per-provider token buckets with burst capacities (GLM 60/min burst 20, DeepSeek
@@ -369,7 +345,7 @@ fn per_provider_buckets_admit_each_providers_burst_then_refill() {
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(send("/glm/v1/chat/completions", None, "sk-team-1").status, 200, "refilled after {retry}s");
     assert_eq!(send("/glm/v1/chat/completions", None, "sk-team-1").status, 429);
-    assert_eq!(upstream_requests(&llm), allowed + 1, "denied requests never reach the upstream");
+    assert_eq!(llm.requests(), allowed + 1, "denied requests never reach the upstream");
 }
 
 #[test]
@@ -383,9 +359,43 @@ fn demo_example_loads_and_limits() {
     assert!(ietf(r.header("ratelimit-policy")).contains_key("per-key-rpm"));
 }
 
+/// The contract's example (examples/contract.json: every field of the configuration, which the
+/// parser's unit test reads too) loads in Envoy next to a store, and its rule limits the
+/// requests it matches (POST /v1/chat with `x-env: prod`, free tier) and no others.
+#[test]
+fn contract_example_loads_and_limits_what_it_matches() {
+    let mut config: Value = serde_json::from_str(&read("examples/contract.json")).unwrap();
+    config["store"]["token"] = json!(tollgate_e2e::store::PROXY_TOKEN);
+    let llm = MockLlm::start();
+    let redis = tollgate_e2e::redis::Redis::start();
+    let store = tollgate_e2e::store::Store::start(&redis.url(), &[]);
+    let mut opts = tollgate_e2e::EnvoyOptions::standalone(&config.to_string(), llm.port);
+    opts.template = tollgate_e2e::repo_root().join("envoy/with-store.yaml");
+    opts.vars.push(("STORE_PORT".into(), store.port.to_string()));
+    let envoy = Envoy::start(opts);
+    let chat = |env: &str, key: &str| {
+        let body = json!({"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+        Request::post(&envoy.url("/v1/chat/completions"), &body.to_string())
+            .header("x-api-key", key)
+            .header("x-env", env)
+            .header("x-beta", "1")
+            .send()
+            .unwrap()
+    };
+    let r = chat("prod", "sk-contract");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(ietf(r.header("ratelimit-policy")).contains_key("per-key-rpm"), "{:?}", r.headers);
+    let r = chat("staging", "sk-contract");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!ietf(r.header("ratelimit-policy")).contains_key("per-key-rpm"), "x-env: staging is not matched");
+    // The pro tier (from the key map) is not in the rule's `match.tiers`.
+    let r = chat("prod", "sk-demo-pro");
+    assert!(!ietf(r.header("ratelimit-policy")).contains_key("per-key-rpm"), "pro keys are not matched");
+}
+
 #[test]
 fn every_example_is_covered_by_a_test_here() {
-    let src = read("tests/tests/examples.rs");
+    let src = read("tests/tests/e2e/config/examples.rs");
     let mut examples: Vec<String> = std::fs::read_dir(tollgate_e2e::repo_root().join("examples"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -394,7 +404,10 @@ fn every_example_is_covered_by_a_test_here() {
         .collect();
     examples.sort();
     for e in &examples {
-        assert!(src.contains(&format!("read(\"{e}\")")), "{e} has no end-to-end test in tests/tests/examples.rs");
+        assert!(
+            src.contains(&format!("read(\"{e}\")")),
+            "{e} has no end-to-end test in tests/tests/e2e/config/examples.rs"
+        );
     }
     assert!(examples.len() >= 6, "{examples:?}");
 }

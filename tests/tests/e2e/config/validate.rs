@@ -1,40 +1,18 @@
 //! `tollgatectl`: `validate` runs the filter's own parser natively and reports exactly what
-//! Envoy logs for the same file. The store commands are tested in admin_ctl.rs.
+//! Envoy logs for the same file. The store commands are tested in `admin::ctl`.
 //!
 //! Builds `tollgatectl` itself (`cargo build -p tollgate-store`); the Envoy comparison needs
 //! `make build`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use tollgate_e2e::ctl::{run as ctl, stderr, stdout, tollgatectl};
+use tollgate_e2e::files::{files_with_ext, rel};
 use tollgate_e2e::{repo_root, Envoy, EnvoyOptions, MockLlm, TempDir};
 
-use tollgate_e2e::tollgatectl;
-
-fn ctl(args: &[&str]) -> Output {
-    Command::new(tollgatectl()).args(args).current_dir(repo_root()).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn json_files(dir: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(repo_root().join(dir))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    out.sort();
-    out
-}
-
-fn rel(p: &Path) -> String {
-    p.strip_prefix(repo_root()).unwrap().display().to_string()
+    files_with_ext(&repo_root().join(dir), &["json"], false)
 }
 
 /// The field path the filter names for each invalid fixture ("" = not JSON).

@@ -8,11 +8,11 @@
 //! Needs `make build` (tollgate.wasm) and `cargo build --workspace --bins`.
 
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+use tollgate_e2e::files::{files_with_ext, yaml_documents};
 use tollgate_e2e::http::Request;
-use tollgate_e2e::{envoy_bin, repo_root, wasm_path, Envoy, EnvoyMode, EnvoyOptions, MockLlm, TempDir};
+use tollgate_e2e::{repo_root, wasm_path, Envoy, EnvoyMode, EnvoyOptions, MockLlm, TempDir};
 
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
@@ -23,32 +23,12 @@ struct Doc {
 }
 
 fn istio_docs() -> Vec<Doc> {
-    let dir = repo_root().join("examples/istio");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
     let mut docs = Vec::new();
-    for path in files {
+    for path in files_with_ext(&repo_root().join("examples/istio"), &["yaml"], false) {
         let file = path.file_name().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(&path).unwrap();
-        let mut chunk = String::new();
-        for line in text.lines().chain(std::iter::once("---")) {
-            if line.trim_end() == "---" {
-                if chunk.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
-                    let value: Value =
-                        serde_yaml::from_str(&chunk).unwrap_or_else(|e| panic!("{file} is not valid YAML: {e}"));
-                    docs.push(Doc { file: file.clone(), value });
-                }
-                chunk.clear();
-            } else {
-                chunk.push_str(line);
-                chunk.push('\n');
-            }
-        }
+        let values = yaml_documents(&text).unwrap_or_else(|e| panic!("{file} is not valid YAML: {e}"));
+        docs.extend(values.into_iter().map(|value| Doc { file: file.clone(), value }));
     }
     docs
 }
@@ -115,17 +95,9 @@ fn validate_with_filter(config: &Value) -> Result<String, String> {
     }
 }
 
+/// `envoy --mode validate` on a configuration built as JSON (JSON is YAML).
 fn envoy_validate(name: &str, config: &Value) -> Result<(), String> {
-    let dir = TempDir::new("istio-validate");
-    let path = dir.0.join("envoy.json");
-    std::fs::write(&path, serde_json::to_string_pretty(config).unwrap()).unwrap();
-    let out = Command::new(envoy_bin()).args(["--mode", "validate", "-l", "warn", "-c"]).arg(&path).output().unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() && log.contains("OK") {
-        Ok(())
-    } else {
-        Err(format!("{name}: envoy --mode validate exited {:?}:\n{log}", out.status.code()))
-    }
+    tollgate_e2e::envoy_validate(name, &serde_json::to_string_pretty(config).unwrap())
 }
 
 /// A static Envoy config with the sidecar's clusters Istio would have (the store's

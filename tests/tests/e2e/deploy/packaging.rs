@@ -12,15 +12,11 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tollgate_e2e::{envoy_bin, render, repo_root, wasm_path, workspace_bin, TempDir};
+use tollgate_e2e::files::{rel, yaml_file};
+use tollgate_e2e::{envoy_bin, envoy_validate, render, repo_root, wasm_path, workspace_bin, TempDir};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-fn yaml(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
-}
 
 fn s(v: &Value) -> String {
     match v {
@@ -74,23 +70,6 @@ fn assert_flags_documented(what: &str, args: &[String], help_text: &str) {
 }
 
 /// Run `envoy --mode validate` on a config text; Err(log) when Envoy rejects it.
-fn envoy_validate(name: &str, config: &str) -> Result<(), String> {
-    let dir = TempDir::new("validate");
-    let path = dir.0.join("envoy.yaml");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(envoy_bin())
-        .args(["--mode", "validate", "-l", "warn", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("run envoy: {e}"));
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() && log.contains("OK") {
-        Ok(())
-    } else {
-        Err(format!("{name}: envoy --mode validate exited {:?}:\n{log}", out.status.code()))
-    }
-}
-
 /// Replace the filename of every Wasm module `.../tollgate.wasm` that does not exist here
 /// (e.g. the compose container path) with the locally built filter.
 fn with_local_wasm(config: &str) -> String {
@@ -125,10 +104,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn rel(p: &Path) -> String {
-    p.strip_prefix(repo_root()).unwrap_or(p).display().to_string()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Docker Compose.
 
@@ -140,7 +115,7 @@ struct Compose {
 
 fn compose() -> Compose {
     let file = repo_root().join("examples/docker-compose.yaml");
-    let doc = yaml(&file);
+    let doc = yaml_file(&file);
     let services: BTreeMap<String, Value> =
         doc["services"].as_object().expect("services").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let envoy = &services["envoy"];
@@ -154,7 +129,7 @@ fn compose() -> Compose {
         .find(|(_, dst)| *dst == config_in_container)
         .unwrap_or_else(|| panic!("envoy runs -c {config_in_container}, which no volume mounts: {mounts:?}"));
     let envoy_config_path = repo_root().join("examples").join(src);
-    let envoy_config = yaml(&envoy_config_path);
+    let envoy_config = yaml_file(&envoy_config_path);
     Compose { services, envoy_config_path, envoy_config }
 }
 
@@ -434,7 +409,10 @@ fn rendered(path: &Path) -> String {
                 port += 1;
                 port.to_string()
             }
-            other => panic!("{}: unknown placeholder ${{{other}}}: teach tests/tests/ship.rs its value", rel(path)),
+            other => panic!(
+                "{}: unknown placeholder ${{{other}}}: teach tests/tests/e2e/deploy/packaging.rs its value",
+                rel(path)
+            ),
         };
         vars.push((name, value));
     }

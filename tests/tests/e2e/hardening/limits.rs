@@ -9,6 +9,7 @@ use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 use tollgate_e2e::http::{read_response, Request, Response};
+use tollgate_e2e::keys::per_key_config;
 use tollgate_e2e::{Envoy, MockLlm};
 
 /// Send raw bytes as one request and read the answer.
@@ -29,38 +30,17 @@ fn raw_post(envoy: &Envoy, path: &str, headers: &[u8], body: &[u8]) -> Response 
     raw(envoy, &req).unwrap()
 }
 
-/// No panic, wasm trap or crashed plugin in the Envoy log.
-fn assert_clean_log(envoy: &Envoy) {
-    let log = envoy.log().to_lowercase();
-    for bad in ["panic", "wasm trap", "runtimeerror", "crashed", "wasm vm failed"] {
-        assert!(!log.contains(bad), "Envoy log contains {bad:?}:\n{}", envoy.log());
-    }
-}
-
-fn one_per_key(key: &str, limit: u64, extra: serde_json::Value) -> String {
-    let mut config =
-        json!({"rules": [{"name": "k", "key": [key], "algorithm": "fixed_window", "limit": limit, "window": "1h"}]});
-    for (k, v) in extra.as_object().unwrap() {
-        config[k] = v.clone();
-    }
-    config.to_string()
-}
-
-fn status_with_key(envoy: &Envoy, key: &str) -> u16 {
-    Request::get(&envoy.url("/x")).header("x-api-key", key).send().unwrap().status
-}
-
 #[test]
 fn long_api_keys_huge_headers_and_many_headers() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("api_key", 3, json!({})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["api_key"], 3, json!({})), llm.port);
     // An 8 KiB API key is a key like any other: 3 admitted, then limited; a key that differs
     // in its last byte has its own counter.
     let long_a = format!("sk-{}a", "x".repeat(8 * 1024));
     let long_b = format!("sk-{}b", "x".repeat(8 * 1024));
-    let got: Vec<u16> = (0..4).map(|_| status_with_key(&envoy, &long_a)).collect();
+    let got: Vec<u16> = (0..4).map(|_| envoy.status_with_key("/x", &long_a)).collect();
     assert_eq!(got, vec![200, 200, 200, 429]);
-    assert_eq!(status_with_key(&envoy, &long_b), 200);
+    assert_eq!(envoy.status_with_key("/x", &long_b), 200);
 
     // A header value just under Envoy's 60 KiB header limit reaches the filter and the
     // upstream; a 60 KiB value is refused by Envoy itself (431) before any filter runs.
@@ -72,9 +52,9 @@ fn long_api_keys_huge_headers_and_many_headers() {
     assert_eq!(r.json()["headers"]["x-big"].as_str().map(str::len), Some(58 * 1024));
     assert_eq!(big(60 * 1024, "sk-big").status, 431);
     // The refused request was not counted: sk-big has 2 of its 3 left.
-    assert_eq!(status_with_key(&envoy, "sk-big"), 200);
-    assert_eq!(status_with_key(&envoy, "sk-big"), 200);
-    assert_eq!(status_with_key(&envoy, "sk-big"), 429);
+    assert_eq!(envoy.status_with_key("/x", "sk-big"), 200);
+    assert_eq!(envoy.status_with_key("/x", "sk-big"), 200);
+    assert_eq!(envoy.status_with_key("/x", "sk-big"), 429);
 
     // Envoy accepts up to 100 headers; above that it answers 431 itself.
     let many = |n: usize, key: &str| {
@@ -87,16 +67,16 @@ fn long_api_keys_huge_headers_and_many_headers() {
     let r = many(90, "sk-many");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(many(100, "sk-many").status, 431);
-    assert_eq!(status_with_key(&envoy, "sk-many"), 200);
-    assert_eq!(status_with_key(&envoy, "sk-many"), 200);
-    assert_eq!(status_with_key(&envoy, "sk-many"), 429);
-    assert_clean_log(&envoy);
+    assert_eq!(envoy.status_with_key("/x", "sk-many"), 200);
+    assert_eq!(envoy.status_with_key("/x", "sk-many"), 200);
+    assert_eq!(envoy.status_with_key("/x", "sk-many"), 429);
+    envoy.assert_clean_log();
 }
 
 #[test]
 fn header_values_that_are_not_utf8() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("api_key", 2, json!({"debug": true})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["api_key"], 2, json!({"debug": true})), llm.port);
     // Bytes 0x80..0xFF are allowed in HTTP/1 header values (obs-text); the filter reads them
     // without trapping, and a key made of them is limited like any other.
     let key = b"x-api-key: sk-\xff\xfe\x80abc\r\n";
@@ -112,8 +92,8 @@ fn header_values_that_are_not_utf8() {
     // `authorization` comes first among the API key headers: its value (not UTF-8) is the key.
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.header("x-tollgate-rules").is_some());
-    assert_eq!(status_with_key(&envoy, "sk-fresh"), 200);
-    assert_clean_log(&envoy);
+    assert_eq!(envoy.status_with_key("/x", "sk-fresh"), 200);
+    envoy.assert_clean_log();
 }
 
 /// Header values that are not UTF-8 are kept byte for byte (`request::header_text` escapes each
@@ -122,7 +102,7 @@ fn header_values_that_are_not_utf8() {
 #[test]
 fn keys_that_differ_only_in_non_utf8_bytes_have_their_own_counters() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("api_key", 1, json!({})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["api_key"], 1, json!({})), llm.port);
     assert_eq!(raw_post(&envoy, "/x", b"x-api-key: sk-\xff\r\n", b"{}").status, 200);
     assert_eq!(raw_post(&envoy, "/x", b"x-api-key: sk-\xfe\r\n", b"{}").status, 200, "another key, its own counter");
     assert_eq!(raw_post(&envoy, "/x", b"x-api-key: sk-\xff\r\n", b"{}").status, 429, "the first key is still limited");
@@ -131,13 +111,13 @@ fn keys_that_differ_only_in_non_utf8_bytes_have_their_own_counters() {
         200,
         "a literal U+FFFD is yet another key"
     );
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 #[test]
 fn bodies_that_are_not_utf8_malformed_or_deeply_nested() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("body:/user/id", 1, json!({"max_body_bytes": 65536})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["body:/user/id"], 1, json!({"max_body_bytes": 65536})), llm.port);
     let post = |body: &[u8]| raw_post(&envoy, "/v1/jobs", b"content-type: application/json\r\n", body);
     // A JSON string that is not UTF-8 is not JSON: the key is missing (one shared counter).
     let r = post(b"{\"user\":{\"id\":\"\xff\xfe\"}}");
@@ -152,14 +132,14 @@ fn bodies_that_are_not_utf8_malformed_or_deeply_nested() {
     assert_eq!(post(br#"{"user":{"id":"u1"}}"#).status, 429);
     assert_eq!(post(br#"{"user":{"id":"u2"},"user":{"id":"u3"}}"#).status, 200, "duplicate members: the last wins");
     assert_eq!(post(br#"{"user":{"id":"u3"}}"#).status, 429);
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 #[test]
 fn body_keys_at_and_beyond_max_body_bytes() {
     let llm = MockLlm::start();
     let cap = 4096;
-    let envoy = Envoy::standalone(&one_per_key("body:/user/id", 1, json!({"max_body_bytes": cap})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["body:/user/id"], 1, json!({"max_body_bytes": cap})), llm.port);
     // Exactly `cap` bytes: read, keyed.
     let body = |id: &str, len: usize| {
         let mut b = json!({"user": {"id": id}, "pad": ""}).to_string();
@@ -193,19 +173,19 @@ fn body_keys_at_and_beyond_max_body_bytes() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(read_response(&mut BufReader::new(s)).unwrap().status, 200);
     assert_eq!(post(body("u5", cap)).status, 429);
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 /// Far beyond a small cap: the filter stops buffering at the cap and the body streams on.
 #[test]
 fn a_body_far_beyond_a_small_cap_streams_through() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("body:/user/id", 1, json!({"max_body_bytes": 4096})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["body:/user/id"], 1, json!({"max_body_bytes": 4096})), llm.port);
     let b = json!({"user": {"id": "big"}, "pad": "p".repeat(3 << 20)}).to_string();
     let r = Request::post(&envoy.url("/v1/jobs"), &b).send().unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["body_bytes"], b.len());
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 /// With the default `max_body_bytes` (1 MiB, 1048576), a body just over it: the README says
@@ -220,12 +200,12 @@ fn a_body_far_beyond_a_small_cap_streams_through() {
 #[test]
 fn a_body_just_over_the_default_cap_still_goes_through() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("body:/user/id", 1, json!({})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["body:/user/id"], 1, json!({})), llm.port);
     let b = json!({"user": {"id": "big"}, "pad": "p".repeat((1 << 20) + 10_000)}).to_string();
     let r = Request::post(&envoy.url("/v1/jobs"), &b).send().unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["body_bytes"], b.len());
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 /// The same with an LLM rule: a chat request of just over 1 MiB (a long prompt) is refused.
@@ -278,7 +258,7 @@ fn llm_rules_with_request_and_response_bodies_beyond_the_cap() {
     let r = chat(small(), &[("x-mock-prompt-tokens", "0"), ("x-mock-completion-tokens", "0")]);
     // 30 + 0 (settled) + 6 (settled) + 100 reserved now.
     assert_eq!(remaining(&r), 10000 - 30 - 6 - 100);
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 /// A small key flood against the smallest table (64 slots): what `make soak` does with a
@@ -289,7 +269,7 @@ fn small_flood(envoy: &Envoy) -> (usize, usize) {
         let handles: Vec<_> = (0..4)
             .map(|t| {
                 s.spawn(move || {
-                    (0..150).map(|i| status_with_key(envoy, &format!("sk-flood-{t}-{i}"))).collect::<Vec<_>>()
+                    (0..150).map(|i| envoy.status_with_key("/x", &format!("sk-flood-{t}-{i}"))).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -308,14 +288,14 @@ fn small_flood(envoy: &Envoy) -> (usize, usize) {
 #[test]
 fn a_key_flood_never_frees_a_limited_key() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("api_key", 1, json!({"slots": {"capacity": 64}})), llm.port);
-    assert_eq!((0..2).map(|_| status_with_key(&envoy, "sk-victim")).collect::<Vec<_>>(), vec![200, 429]);
+    let envoy = Envoy::standalone(&per_key_config(&["api_key"], 1, json!({"slots": {"capacity": 64}})), llm.port);
+    assert_eq!((0..2).map(|_| envoy.status_with_key("/x", "sk-victim")).collect::<Vec<_>>(), vec![200, 429]);
     let (ok, denied) = small_flood(&envoy);
     // At most 63 other keys got a record of their own; the rest share the overflow counter
     // (limit 1): so at most 64 of the 600 were admitted.
     assert!(ok <= 64 && ok + denied == 600, "admitted {ok}, denied {denied}");
-    assert_eq!(status_with_key(&envoy, "sk-victim"), 429, "the limited key is still limited");
-    assert_clean_log(&envoy);
+    assert_eq!(envoy.status_with_key("/x", "sk-victim"), 429, "the limited key is still limited");
+    envoy.assert_clean_log();
 }
 
 /// `tollgate_slots_overflow` counts every request decided on an overflow counter, admitted or
@@ -325,7 +305,7 @@ fn a_key_flood_never_frees_a_limited_key() {
 #[test]
 fn the_overflow_metric_counts_every_request_sent_to_the_overflow_counter() {
     let llm = MockLlm::start();
-    let envoy = Envoy::standalone(&one_per_key("api_key", 1, json!({"slots": {"capacity": 64}})), llm.port);
+    let envoy = Envoy::standalone(&per_key_config(&["api_key"], 1, json!({"slots": {"capacity": 64}})), llm.port);
     let (ok, denied) = small_flood(&envoy);
     let overflow = envoy.prometheus_value("tollgate_slots_overflow{}").unwrap_or(0.0);
     // Every denied request here is a fresh key (limit 1): it was denied by the overflow counter.
@@ -378,5 +358,5 @@ fn dot_segments_bypass_path_rules_unless_envoy_normalizes_paths() {
     let envoy = Envoy::start(opts);
     let got = run(&envoy);
     assert!(got.iter().all(|(status, _)| *status == 429), "normalized paths are limited: {got:?}");
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }

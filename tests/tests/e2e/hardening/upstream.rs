@@ -14,19 +14,6 @@ use std::time::Duration;
 use tollgate_e2e::http::{Request, Response};
 use tollgate_e2e::{Envoy, MockLlm};
 
-/// No panic, wasm trap or crashed plugin in the Envoy log.
-fn assert_clean_log(envoy: &Envoy) {
-    let log = envoy.log().to_lowercase();
-    for bad in ["panic", "wasm trap", "runtimeerror", "crashed", "wasm vm failed"] {
-        assert!(!log.contains(bad), "Envoy log contains {bad:?}:\n{}", envoy.log());
-    }
-}
-
-/// Settlement happens when Envoy logs the stream, just after the client got the last byte.
-fn settle_pause() {
-    std::thread::sleep(Duration::from_millis(150));
-}
-
 // ---------------------------------------------------------------------------------------------
 // A tiny upstream that answers canned, broken responses by path.
 
@@ -173,7 +160,7 @@ fn malformed_json_and_sse_from_the_upstream() {
         if path != "/sse-truncated" {
             assert_eq!(status, 200, "{path}");
         }
-        settle_pause();
+        envoy.wait_settled();
         let (status, remaining) = post(&envoy, "/ok", &key);
         assert_eq!(status, 200);
         assert_eq!(remaining, Some(limit - kept - 1000), "{path}: the counter kept {kept} (+1000 reserved now)");
@@ -186,10 +173,10 @@ fn malformed_json_and_sse_from_the_upstream() {
     // saturates and the key is limited for the rest of the window (the upstream is trusted).
     let (status, _) = post(&envoy, "/json-huge-numbers", "sk-huge");
     assert_eq!(status, 200);
-    settle_pause();
+    envoy.wait_settled();
     assert_eq!(post(&envoy, "/ok", "sk-huge").0, 429);
     assert_eq!(post(&envoy, "/ok", "sk-other").0, 200, "only that key");
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 #[test]
@@ -222,22 +209,22 @@ fn streams_split_byte_by_byte_or_cut_by_the_upstream_settle() {
     // Anthropic SSE in 1-byte HTTP chunks: every event, line and UTF-8 sequence split.
     let r: Response = stream("/v1/messages", "sk-split", &[("x-mock-split", "1")]).unwrap();
     assert_eq!(r.status, 200);
-    settle_pause();
+    envoy.wait_settled();
     assert_eq!(remaining("sk-split"), 100000 - 37 - 1, "usage 7 + 30 read from a byte-by-byte stream");
     // The upstream resets after 3 chunks, before the usage chunk: the 50-token estimate stays.
     let _ = stream("/v1/chat/completions", "sk-cut", &[("x-mock-abort-after", "3")]);
-    settle_pause();
+    envoy.wait_settled();
     assert_eq!(remaining("sk-cut"), 100000 - 50 - 1, "no usage: the estimate (max_tokens 50) stands");
     // A stream that reports no usage at all.
     let r = stream("/v1/chat/completions", "sk-none", &[("x-mock-no-usage", "1")]).unwrap();
     assert_eq!(r.status, 200);
-    settle_pause();
+    envoy.wait_settled();
     assert_eq!(remaining("sk-none"), 100000 - 50 - 1);
     // None of these left a concurrency slot taken: 2 slow requests per key fit at once.
     for key in ["sk-split", "sk-cut", "sk-none"] {
         assert_eq!(concurrent_admitted(&envoy, key, 3), (2, 1), "{key}");
     }
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 /// Start `n` slow requests (1.2 s upstream delay) for `key` at about the same time, the last
@@ -332,7 +319,7 @@ fn clients_hanging_up_at_every_stage_leave_no_slot_behind() {
     // Every slot came back: 3 slow requests fit at once, a 4th does not.
     assert_eq!(concurrent_admitted(&envoy, "sk-a", 4), (3, 1));
     assert_eq!(Request::get(&envoy.url("/after")).header("x-api-key", "sk-b").send().unwrap().status, 200);
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }
 
 #[test]
@@ -350,5 +337,5 @@ fn a_slow_upstream_with_a_concurrency_rule() {
         let r = Request::get(&envoy.url("/x")).header("x-api-key", "sk-other").send().unwrap();
         assert_eq!(r.status, 200);
     });
-    assert_clean_log(&envoy);
+    envoy.assert_clean_log();
 }

@@ -29,11 +29,6 @@ fn tpm(limit: u64) -> String {
     .to_string()
 }
 
-/// Settlement happens when Envoy logs the stream, just after the client got the last byte.
-fn settle_pause() {
-    std::thread::sleep(Duration::from_millis(100));
-}
-
 #[test]
 fn a_tokens_per_minute_rule_admits_ten_100_token_responses_and_denies_the_eleventh() {
     for mode in EnvoyMode::BOTH {
@@ -48,7 +43,7 @@ fn a_tokens_per_minute_rule_admits_ten_100_token_responses_and_denies_the_eleven
         let r = chat(&envoy, "sk-t", 100, 0);
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
         assert_eq!(r.header("x-mock-usage"), Some("0,100"));
-        settle_pause();
+        envoy.wait_settled();
     }
     let r = chat(&envoy, "sk-t", 100, 0);
     assert_eq!(r.status, 429);
@@ -77,7 +72,7 @@ fn the_real_usage_replaces_the_reservation_in(mode: EnvoyMode) {
         .send()
         .unwrap();
     assert_eq!(r.header("x-ratelimit-remaining-tokens"), Some("9500"), "the reservation, before the response");
-    settle_pause();
+    envoy.wait_settled();
     let r = chat(&envoy, "sk-u", 1, 0);
     assert_eq!(r.header("x-ratelimit-remaining-tokens"), Some("9949"), "10000 - 50 used - 1 reserved");
 }
@@ -125,7 +120,7 @@ fn stream_usage_is_charged_exactly(mode: EnvoyMode, path: &str, body: serde_json
     let r = req.send().unwrap();
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap_or("").starts_with("text/event-stream"));
-    settle_pause();
+    envoy.wait_settled();
     let next = chat(&envoy, "sk-s", 1, 0);
     assert_eq!(
         next.header("x-ratelimit-remaining-tokens"),
@@ -183,7 +178,7 @@ fn a_daily_dollar_budget_stops_at_the_right_request_in(mode: EnvoyMode) {
     for i in 1..=7 {
         let r = chat(&envoy, "sk-b", 100, 200);
         assert_eq!(r.status, 200, "request {i}");
-        settle_pause();
+        envoy.wait_settled();
     }
     let r = chat(&envoy, "sk-b", 100, 200);
     assert_eq!(r.status, 429);

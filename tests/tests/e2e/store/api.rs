@@ -1,6 +1,5 @@
 //! tollgate-store's proxy API against a real Redis (and a real Redis Cluster), over real HTTP.
 //! Needs `cargo build -p tollgate-store` and redis-server/redis-cli (`make setup`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

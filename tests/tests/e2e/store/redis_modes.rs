@@ -1,8 +1,7 @@
 //! tollgate-store against Redis over TLS (mutual TLS with a private CA) and behind Sentinel
 //! (including a failover). Needs redis-server, openssl and `cargo build -p tollgate-store`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use tollgate_e2e::eventually;
 
 use serde_json::{json, Value};
 use tollgate_e2e::redis::{Redis, Sentinel};
@@ -11,18 +10,6 @@ use tollgate_e2e::store::Store;
 fn body(key: &str, cost: u64) -> Value {
     json!({"checks": [{"rule": "modes", "key": key, "algorithm": "fixed_window", "limit": 100,
                        "window_ms": 86_400_000, "cost": cost}]})
-}
-
-/// Poll `f` every 50 ms until it returns Some, for at most `secs` seconds.
-fn eventually<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
