@@ -114,7 +114,7 @@ impl Drop for Proc {
     }
 }
 
-/// The mock LLM upstream (tests/src/bin/mock-llm.rs).
+/// The mock LLM upstream (tests/src/bin/mock-llm/).
 pub struct MockLlm {
     pub port: u16,
     _proc: Proc,

@@ -94,7 +94,9 @@ fn redis_down_closed_answers_503_quickly_and_recovers() {
     for i in 0..10 {
         let (status, took) = send(&f.envoys[i % 2], "k");
         assert_eq!(status, 503, "request {i} with Redis down");
-        assert!(took < Duration::from_millis(600), "request {i} took {took:?}: past the timeout");
+        // Never past store.timeout: a bound with ample slack for a busy machine (a request that
+        // waited for the dead Redis would take Envoy's 15 s route timeout).
+        assert!(took < Duration::from_secs(3), "request {i} took {took:?}: past the timeout");
     }
     let failures = f.envoys[0].prometheus_value("tollgate_failure_mode_used{}").unwrap();
     assert!(failures >= 5.0, "failure_mode_used {failures}");

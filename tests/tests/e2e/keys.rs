@@ -90,7 +90,7 @@ fn usage_from_a_configured_response_header() {
     let envoy = Envoy::standalone(&config.to_string(), llm.port);
     let r = Request::post(&envoy.url("/v1/echo"), "{}").send().unwrap();
     let n: u64 = r.header("x-mock-request-count").unwrap().parse().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    envoy.wait_settled();
     let next = Request::post(&envoy.url("/v1/echo"), "{}").send().unwrap();
     let expected = 100 - n - 1;
     assert_eq!(next.header("x-ratelimit-remaining-tokens"), Some(expected.to_string().as_str()));

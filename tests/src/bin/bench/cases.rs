@@ -14,7 +14,7 @@ use crate::settings::Settings;
 pub enum Upstream {
     /// A `direct_response` route (200, "ok\n"): Envoy alone, no upstream.
     Direct,
-    /// The mock LLM (tests/src/bin/mock-llm.rs).
+    /// The mock LLM (tests/src/bin/mock-llm/).
     MockLlm,
 }
 

@@ -412,7 +412,7 @@ fn every_example_is_covered_by_a_test_here() {
     assert!(examples.len() >= 6, "{examples:?}");
 }
 
-/// Tutorials 2 and 3 (docs/tutorials.md; their steps run in tests/tests/tutorials.rs).
+/// Tutorials 2 and 3 (docs/tutorials.md; their steps run in tests/tests/e2e/tutorials.rs).
 #[test]
 fn tutorial_examples_load_and_limit() {
     let llm = MockLlm::start();

@@ -187,7 +187,7 @@ fn help_lists_every_command_of_the_contract() {
 
 #[test]
 fn store_commands_need_an_admin_token() {
-    // The store commands themselves are tested against a real store in admin_ctl.rs.
+    // The store commands themselves are tested against a real store in `admin::ctl`.
     for args in [&["keys", "status", "sk-1"][..], &["overrides", "list"], &["audit"], &["stats"]] {
         let out = Command::new(tollgatectl()).args(args).env_clear().output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -241,11 +241,11 @@ fn llm_rules_with_request_and_response_bodies_beyond_the_cap() {
     let r = chat(big, &[("x-mock-prompt-tokens", "10"), ("x-mock-completion-tokens", "20")]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(remaining(&r), 9999, "one unit reserved for an unreadable request");
-    std::thread::sleep(Duration::from_millis(150));
+    envoy.wait_settled();
     let small = || json!({"model": "m", "max_tokens": 100, "messages": []}).to_string();
     let r = chat(small(), &[("x-mock-prompt-tokens", "0"), ("x-mock-completion-tokens", "0")]);
     assert_eq!(remaining(&r), 10000 - 30 - 100, "settled to 30 used; this one reserves 100");
-    std::thread::sleep(Duration::from_millis(150));
+    envoy.wait_settled();
     // A response over the cap: the cap bounds memory, not what is read. Its usage (1 prompt
     // token + 5) is read as it streams by, usage_missing does not count it, and the client
     // still gets every byte.
@@ -253,7 +253,7 @@ fn llm_rules_with_request_and_response_bodies_beyond_the_cap() {
     let r = chat(small(), &[("x-mock-body-bytes", "9000"), ("x-mock-completion-tokens", "5")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 9000);
-    std::thread::sleep(Duration::from_millis(150));
+    envoy.wait_settled();
     assert_eq!(envoy.prometheus_value("tollgate_usage_missing{}").unwrap_or(0.0), before);
     let r = chat(small(), &[("x-mock-prompt-tokens", "0"), ("x-mock-completion-tokens", "0")]);
     // 30 + 0 (settled) + 6 (settled) + 100 reserved now.

@@ -315,7 +315,7 @@ fn clients_hanging_up_at_every_stage_leave_no_slot_behind() {
     // Chunked bodies that never end, and a request line that never ends, for good measure.
     hang_up(&envoy, b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-api-key: sk-a\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"use", false);
     hang_up(&envoy, b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-api-", false);
-    std::thread::sleep(Duration::from_millis(2000));
+    envoy.wait_settled();
     // Every slot came back: 3 slow requests fit at once, a 4th does not.
     assert_eq!(concurrent_admitted(&envoy, "sk-a", 4), (3, 1));
     assert_eq!(Request::get(&envoy.url("/after")).header("x-api-key", "sk-b").send().unwrap().status, 200);

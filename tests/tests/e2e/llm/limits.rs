@@ -243,7 +243,7 @@ fn aborted_streams_release_their_concurrency_slots_in(mode: EnvoyMode) {
             });
         }
     });
-    std::thread::sleep(Duration::from_millis(500));
+    envoy.wait_settled();
     // Every slot was given back: 10 slow requests fit at once, an 11th does not.
     let ok = AtomicUsize::new(0);
     let denied = AtomicUsize::new(0);

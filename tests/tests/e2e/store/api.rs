@@ -349,7 +349,8 @@ fn redis_outage_is_503_quickly_then_recovers() {
             let took = t.elapsed();
             assert_eq!(r.status, 503, "{what} {path}: {}", r.text());
             assert_eq!(r.json()["error"]["code"], "store_unavailable", "{}", r.text());
-            assert!(took < Duration::from_millis(900), "{what} {path}: 503 took {took:?}");
+            // The 200 ms Redis timeout answers, with ample slack for a busy machine (not a hang).
+            assert!(took < Duration::from_secs(3), "{what} {path}: 503 took {took:?}");
         }
     };
     // Frozen Redis (connections open, no answers): the timeout answers.
