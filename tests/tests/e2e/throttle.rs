@@ -115,5 +115,9 @@ fn clients_that_abort_while_held_free_their_places() {
     let start = Instant::now();
     let r = Request::get(&envoy.url("/")).header("x-api-key", "k").send().unwrap();
     assert_eq!(r.status, 200);
-    assert!(start.elapsed() < Duration::from_millis(3500), "waited {:?}: the aborted places were kept", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(3500),
+        "waited {:?}: the aborted places were kept",
+        start.elapsed()
+    );
 }

@@ -8,8 +8,8 @@
 //! mock LLM) to CPU 1. The global cases also start one Redis and one tollgate-store per case
 //! (on loopback, pinned with wrk); after each round, "realistic" and "global strict" run again
 //! at one connection, for their latency without queueing. Then one flood of 1,000,000 distinct
-//! API keys checks that memory stays within the slot table's bound and that a limited key stays
-//! limited.
+//! API keys checks that memory stays within the slot table's bound, that a limited key stays
+//! limited, and that nothing failed or crashed.
 //!
 //! Settings (environment): BENCH_DURATION (seconds per run, 3), BENCH_ROUNDS (5),
 //! BENCH_CONNECTIONS (32), BENCH_FLOOD_KEYS (1000000), BENCH_FLOOD_MAX_SECS (240),
