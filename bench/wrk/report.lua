@@ -1,5 +1,5 @@
 -- Shared by the `make bench` wrk scripts (loaded with dofile): prints one machine-readable
--- line at the end of a run, which tests/src/bin/bench.rs parses.
+-- line at the end of a run, which tests/src/bin/bench/ parses.
 --   BENCH {"requests":N,"duration_us":N,"p50_us":N,"p99_us":N,"non2xx":N,"socket_errors":N,"sent":N}
 -- `sent` adds up the per-thread `sent` counters of scripts that keep one (flood.lua), else -1.
 

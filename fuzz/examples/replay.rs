@@ -68,7 +68,7 @@ fn run(name: &str, check: fn(&[u8]), files: &[PathBuf]) -> (usize, usize) {
 }
 
 /// Checks with a planted bug, to see that `--mutate` reports failures
-/// (tests/tests/hardening_fuzz_short.rs): on an input holding a NUL byte followed by 0xff,
+/// (tests/tests/e2e/hardening/fuzz_short.rs): on an input holding a NUL byte followed by 0xff,
 /// `selftest` panics and `selftest_hang` never returns.
 const SELFTESTS: &[(&str, Check)] = &[("selftest", selftest), ("selftest_hang", selftest_hang)];
 

@@ -1,6 +1,6 @@
 //! The checks behind every fuzz target, shared by the libFuzzer targets (`fuzz_targets/`) and
 //! the `replay` example (every corpus file through the same checks, natively, without
-//! libFuzzer; `tests/tests/hardening_fuzz_corpus.rs` runs it).
+//! libFuzzer; `tests/tests/e2e/hardening/fuzz_corpus.rs` runs it).
 //!
 //! Each check takes arbitrary bytes, decodes what it needs from them (running out of bytes
 //! reads zeros), calls the filter's pure core and panics when an invariant breaks. "Never
@@ -515,7 +515,7 @@ pub fn sse(data: &[u8]) {
 ///
 /// Known exception, left out here so that the target keeps looking for others (reported,
 /// regression test `duration_zero_display_does_not_parse` in
-/// tests/tests/hardening_fuzz_corpus.rs): `parse("0s")` is `Duration(0)`, which displays as
+/// tests/tests/e2e/hardening/fuzz_corpus.rs): `parse("0s")` is `Duration(0)`, which displays as
 /// `"0ns"`, which does not parse. The config rejects zero durations, so no config shows it.
 pub fn duration(data: &[u8]) {
     let text = String::from_utf8_lossy(data);

@@ -13,30 +13,10 @@ fn rule(extra: serde_json::Value) -> serde_json::Value {
     json!({"rules": [r]})
 }
 
-/// The configuration of contract §1, every field given.
+/// The configuration of contract §1, every field given (examples/contract.json, which the
+/// schema test checks too).
 pub fn contract_example() -> serde_json::Value {
-    json!({
-      "api_key":   { "headers": ["authorization", "x-api-key", "api-key"], "query": "api_key" },
-      "client_ip": { "trusted_hops": 0 },
-      "exempt_paths": ["/healthz"],
-      "rules": [{
-          "name": "per-key-rpm", "enabled": true,
-          "match": { "path_prefix": "/v1/", "path_regex": "^/v1/(chat|completions)", "methods": ["POST"],
-                     "headers": { "x-env": "prod", "x-beta": "*" }, "tiers": ["free"] },
-          "key": ["api_key"], "algorithm": "token_bucket", "limit": 60, "window": "1m", "burst": 10,
-          "unit": "requests", "scope": "global", "sync": "batched", "strategy": "reject", "max_wait": "2s",
-          "degrade": { "set_model": "gpt-4o-mini", "add_header": "x-tollgate-degraded" },
-          "tiers": { "pro": { "limit": 600, "burst": 100 }, "internal": { "unlimited": true } }
-      }],
-      "tier": { "source": "header:x-tier", "keys": { "sk-demo-pro": "pro" }, "default": "free" },
-      "llm": { "estimate": "max_tokens", "prices": { "gpt-4o": { "input_per_mtok": 2.5, "output_per_mtok": 10.0 } },
-               "include_usage": true },
-      "store": { "cluster": "tollgate_store", "authority": "tollgate-store", "token": "t",
-                 "timeout": "50ms", "sync_interval": "100ms", "failure_mode": "local" },
-      "response": { "status": 429, "headers": ["ietf", "x-ratelimit", "openai"],
-                    "message": "Rate limit exceeded: {limit} per {window}" },
-      "enabled": true
-    })
+    serde_json::from_str(include_str!("../../examples/contract.json")).unwrap()
 }
 
 #[test]

@@ -1,6 +1,6 @@
 """The official provider SDKs, unmodified, as users call them through Envoy + Tollgate.
 
-Run by tests/tests/sdk.rs with the interpreter of .venv (make setup pins openai, anthropic and
+Run by tests/tests/e2e/llm/sdk.rs with the interpreter of .venv (make setup pins openai, anthropic and
 google-genai there). Each scenario prints one JSON object on stdout: what the client saw. An
 exception the SDK raised that the scenario does not expect ends the run with a traceback and
 exit status 1, which the test reports.

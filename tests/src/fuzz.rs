@@ -1,5 +1,5 @@
 //! The fuzz crate's `replay` example (fuzz/examples/replay.rs), for the tests that replay the
-//! corpora (`hardening_fuzz_corpus`) and fuzz briefly (`hardening_fuzz_short`). The fuzz crate
+//! corpora (`hardening::fuzz_corpus`) and fuzz briefly (`hardening::fuzz_short`). The fuzz crate
 //! is its own workspace (not a member of this one), so it is built with cargo, without the
 //! libFuzzer runtime (`--no-default-features`), into `target/fuzz-replay/`.
 

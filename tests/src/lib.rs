@@ -7,11 +7,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod access_log;
+pub mod ctl;
+pub mod files;
 pub mod fuzz;
 pub mod http;
+pub mod keys;
 pub mod redis;
 pub mod store;
 pub mod webdriver;
+
+pub use ctl::tollgatectl;
+pub use files::rel;
+pub use keys::fleet_hash;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -107,7 +114,7 @@ impl Drop for Proc {
     }
 }
 
-/// The mock LLM upstream (tests/src/bin/mock-llm.rs).
+/// The mock LLM upstream (tests/src/bin/mock-llm/).
 pub struct MockLlm {
     pub port: u16,
     _proc: Proc,
@@ -141,6 +148,13 @@ impl MockLlm {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("mock-llm printed {line:?}, expected `listening on 127.0.0.1:PORT`"));
         MockLlm { port, _proc: Proc { name: "mock-llm".into(), child } }
+    }
+
+    /// How many requests the mock has served (`/__mock/stats`): a request Tollgate denied
+    /// never reaches it.
+    pub fn requests(&self) -> u64 {
+        let r = http::get(&format!("http://127.0.0.1:{}/__mock/stats", self.port)).unwrap();
+        r.json()["requests"].as_u64().unwrap()
     }
 }
 
@@ -336,6 +350,45 @@ impl Envoy {
         prometheus_value(&self.prometheus(), sample)
     }
 
+    /// The status of a GET of `path` with `x-api-key: KEY` (0 when the request failed).
+    pub fn status_with_key(&self, path: &str, key: &str) -> u16 {
+        http::Request::get(&self.url(path)).header("x-api-key", key).send().map(|r| r.status).unwrap_or(0)
+    }
+
+    /// Wait until no client request is in flight (at most 10 s): every stream sent so far has
+    /// completed, and Envoy has logged it, which is when Tollgate settles a request (the real
+    /// usage replaces the reservation, a concurrency slot comes back). Tests wait for that
+    /// instead of sleeping a fixed time.
+    pub fn wait_settled(&self) {
+        let active = || -> u64 {
+            self.admin("/stats?filter=downstream_rq_active$")
+                .lines()
+                .filter(|l| !l.starts_with("http.admin."))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+                .sum()
+        };
+        eventually("no request in flight in Envoy", 10, || (active() == 0).then_some(()));
+        // The log and the settlement follow the gauge's decrement in the same call on the
+        // worker thread: microseconds, which a busy machine may stretch.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// What the log shows of a panic, a wasm trap or a crashed plugin (nothing, normally).
+    pub fn log_problems(&self) -> Vec<String> {
+        let log = self.log().to_lowercase();
+        ["panic", "wasm trap", "runtimeerror", "crashed", "wasm vm failed"]
+            .into_iter()
+            .filter(|bad| log.contains(bad))
+            .map(|bad| format!("the Envoy log contains {bad:?}"))
+            .collect()
+    }
+
+    /// No panic, wasm trap or crashed plugin in the log.
+    pub fn assert_clean_log(&self) {
+        let problems = self.log_problems();
+        assert!(problems.is_empty(), "{problems:?}:\n{}", self.log());
+    }
+
     /// Resident memory of the Envoy process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let pid = self.proc.as_ref().map(|p| p.child.id()).unwrap_or(0);
@@ -405,6 +458,42 @@ pub fn read(path: impl AsRef<Path>) -> String {
     s
 }
 
+/// Poll `f` every 50 ms until it returns Some, for at most `secs` seconds (then fail, saying
+/// `what` did not happen). Tests wait for what they expect this way, never by fixed sleeps.
+pub fn eventually<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Milliseconds since the UNIX epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// `envoy --mode validate` on a configuration text (YAML or JSON): Ok, or Err with the log.
+pub fn envoy_validate(name: &str, config: &str) -> Result<(), String> {
+    let dir = TempDir::new("validate");
+    let path = dir.0.join("envoy.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(envoy_bin())
+        .args(["--mode", "validate", "-l", "warn", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("run envoy: {e}"));
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() && log.contains("OK") {
+        Ok(())
+    } else {
+        Err(format!("{name}: envoy --mode validate exited {:?}:\n{log}", out.status.code()))
+    }
+}
+
 /// Fixed windows are aligned to the UNIX epoch: a test that needs `needed` inside one window of
 /// `window` waits for the next one when too little of the current is left.
 pub fn away_from_window_edge(window: Duration, needed: Duration) {
@@ -414,23 +503,4 @@ pub fn away_from_window_edge(window: Duration, needed: Duration) {
     if left < needed {
         std::thread::sleep(left + Duration::from_millis(20));
     }
-}
-
-/// `tollgatectl`, built from the current sources first (`cargo test` does not build another
-/// package's binaries, and a stale binary would check configs with an old parser).
-pub fn tollgatectl() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo =
-                std::env::var("CARGO").ok().or(option_env!("CARGO").map(String::from)).unwrap_or("cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-q", "-p", "tollgate-store", "--bin", "tollgatectl"]).current_dir(repo_root());
-            if std::env::current_exe().unwrap().components().any(|c| c.as_os_str() == "release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "cargo build -p tollgate-store --bin tollgatectl failed");
-            workspace_bin("tollgatectl")
-        })
-        .clone()
 }

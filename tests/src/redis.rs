@@ -58,7 +58,8 @@ impl Resp {
 /// Send one command to 127.0.0.1:`port` and read its reply.
 pub fn command(port: u16, args: &[&str]) -> std::io::Result<Resp> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // Long enough for `DEBUG SLEEP` (tests make Redis slow for a few seconds).
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut out = format!("*{}\r\n", args.len());
     for a in args {
         out.push_str(&format!("${}\r\n{a}\r\n", a.len()));

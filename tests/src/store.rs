@@ -80,8 +80,8 @@ fn newest_source() -> Option<(SystemTime, PathBuf)> {
     let root = crate::repo_root();
     let mut files = vec![root.join("store/openapi.json")];
     walk(&root.join("store/src"), &mut files);
-    walk(&root.join("src/algorithm"), &mut files);
-    files.push(root.join("src/wire.rs"));
+    // The store links the core (its algorithms, wire types, configuration).
+    walk(&root.join("src"), &mut files);
     files.into_iter().filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p))).max()
 }
 
