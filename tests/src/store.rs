@@ -93,8 +93,14 @@ pub struct Store {
 
 impl Store {
     /// Start against `redis_url` with the test tokens, on a free port; `extra` are more flags.
+    /// Unless `extra` sets `--redis-timeout-ms`, Redis calls get 5 s: on a busy machine Redis
+    /// can be starved for longer than the store's 200 ms default, and a test that is not about
+    /// a slow Redis must not see its 503s (the tests that are pass their own deadline).
     pub fn start(redis_url: &str, extra: &[&str]) -> Store {
         let mut args = vec!["--redis", redis_url];
+        if !extra.contains(&"--redis-timeout-ms") {
+            args.extend_from_slice(&["--redis-timeout-ms", "5000"]);
+        }
         args.extend_from_slice(extra);
         Store::start_with(&args)
     }
